@@ -1,0 +1,216 @@
+"""AuthXConfig: every ``JWT_*`` setting, read from arguments or the environment.
+
+Structural mistakes (an unknown algorithm, location or mode) fail when the
+config is built, with a :class:`BadConfigurationError` that names the setting.
+Keys are checked once, when an :class:`~authx.AuthX` prepares them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from authx.exceptions import BadConfigurationError
+
+__all__ = ["AuthXConfig"]
+
+SYMMETRIC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {
+        "RS256",
+        "RS384",
+        "RS512",
+        "PS256",
+        "PS384",
+        "PS512",
+        "ES256",
+        "ES256K",
+        "ES384",
+        "ES512",
+        "EdDSA",
+    }
+)
+TOKEN_LOCATIONS = ("headers", "cookies", "query", "json")
+WS_TOKEN_LOCATIONS = ("query", "headers", "subprotocol", "cookies", "ticket", "message")
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
+
+TokenLocation = Literal["headers", "cookies", "query", "json"]
+
+
+def _check_choices(setting: str, values: Sequence[str], allowed: Sequence[str]) -> list[str]:
+    if isinstance(values, str):
+        values = [values]
+    unknown = [v for v in values if v not in allowed]
+    if unknown:
+        raise BadConfigurationError(
+            f"{setting} has unknown value(s) {unknown}; allowed: {', '.join(allowed)}"
+        )
+    return list(values)
+
+
+class AuthXConfig(BaseSettings):
+    """Settings for :class:`~authx.AuthX`; each may come from an environment variable."""
+
+    model_config = SettingsConfigDict(extra="forbid", case_sensitive=False)
+
+    # Keys and algorithms
+    JWT_SECRET_KEY: str | None = None
+    JWT_ALGORITHM: str = "HS256"
+    JWT_DECODE_ALGORITHMS: list[str] | None = None
+    JWT_PRIVATE_KEY: str | None = None
+    JWT_PUBLIC_KEY: str | None = None
+    JWT_PREVIOUS_SECRET_KEY: str | None = None
+    JWT_PREVIOUS_PUBLIC_KEY: str | None = None
+
+    # Claims
+    JWT_ACCESS_TOKEN_EXPIRES: timedelta | None = timedelta(minutes=15)
+    JWT_REFRESH_TOKEN_EXPIRES: timedelta | None = timedelta(days=20)
+    JWT_ENCODE_ISSUER: str | None = None
+    JWT_DECODE_ISSUER: str | None = None
+    JWT_ENCODE_AUDIENCE: str | list[str] | None = None
+    JWT_DECODE_AUDIENCE: str | list[str] | None = None
+    JWT_DECODE_LEEWAY: float = Field(default=0, ge=0)
+    JWT_ENCODE_NBF: bool = True
+    JWT_IDENTITY_CLAIM: str = "sub"
+    JWT_MAX_TOKEN_SIZE: int = Field(default=8192, gt=0)
+
+    # Locations
+    JWT_TOKEN_LOCATION: list[str] = Field(default_factory=lambda: ["headers"])
+    JWT_HEADER_NAME: str = "Authorization"
+    JWT_HEADER_TYPE: str = "Bearer"
+    JWT_QUERY_STRING_NAME: str = "token"
+    JWT_JSON_KEY: str = "access_token"
+    JWT_REFRESH_JSON_KEY: str = "refresh_token"
+
+    # Cookies and CSRF (double submit)
+    JWT_ACCESS_COOKIE_NAME: str = "access_token_cookie"
+    JWT_ACCESS_COOKIE_PATH: str = "/"
+    JWT_REFRESH_COOKIE_NAME: str = "refresh_token_cookie"
+    JWT_REFRESH_COOKIE_PATH: str = "/"
+    JWT_COOKIE_DOMAIN: str | None = None
+    JWT_COOKIE_SECURE: bool = True
+    JWT_COOKIE_SAMESITE: Literal["lax", "strict", "none"] | None = "lax"
+    JWT_COOKIE_HTTP_ONLY: bool = True
+    JWT_COOKIE_MAX_AGE: int | None = None
+    JWT_COOKIE_CSRF_PROTECT: bool = True
+    JWT_CSRF_IN_COOKIES: bool = True
+    JWT_CSRF_METHODS: list[str] = Field(default_factory=lambda: ["POST", "PUT", "PATCH", "DELETE"])
+    JWT_ACCESS_CSRF_COOKIE_NAME: str = "csrf_access_token"
+    JWT_ACCESS_CSRF_COOKIE_PATH: str = "/"
+    JWT_ACCESS_CSRF_HEADER_NAME: str = "X-CSRF-TOKEN"
+    JWT_ACCESS_CSRF_FIELD_NAME: str = "csrf_token"
+    JWT_REFRESH_CSRF_COOKIE_NAME: str = "csrf_refresh_token"
+    JWT_REFRESH_CSRF_COOKIE_PATH: str = "/"
+    JWT_REFRESH_CSRF_HEADER_NAME: str = "X-CSRF-TOKEN"
+    JWT_REFRESH_CSRF_FIELD_NAME: str = "csrf_token"
+    JWT_CSRF_CHECK_FORM: bool = False
+
+    # WebSocket
+    JWT_WS_TOKEN_LOCATION: list[str] = Field(default_factory=lambda: ["query", "headers"])
+    JWT_WS_REJECTION: Literal["deny", "close"] = "deny"
+    JWT_WS_CLOSE_CODE_UNAUTHENTICATED: int = Field(default=4001, ge=3000, le=4999)
+    JWT_WS_CLOSE_CODE_FORBIDDEN: int = Field(default=4003, ge=3000, le=4999)
+
+    @field_validator("JWT_ALGORITHM", mode="before")
+    @classmethod
+    def _known_algorithm(cls, value: Any) -> Any:
+        _check_choices(
+            "JWT_ALGORITHM",
+            [value],
+            sorted(SYMMETRIC_ALGORITHMS) + sorted(ASYMMETRIC_ALGORITHMS),
+        )
+        return value
+
+    @field_validator("JWT_DECODE_ALGORITHMS", mode="before")
+    @classmethod
+    def _known_decode_algorithms(cls, value: Any) -> Any:
+        if value is None:
+            return value
+        return _check_choices(
+            "JWT_DECODE_ALGORITHMS",
+            value,
+            sorted(SYMMETRIC_ALGORITHMS) + sorted(ASYMMETRIC_ALGORITHMS),
+        )
+
+    @field_validator("JWT_TOKEN_LOCATION", mode="before")
+    @classmethod
+    def _known_locations(cls, value: Any) -> Any:
+        return _check_choices("JWT_TOKEN_LOCATION", value, TOKEN_LOCATIONS)
+
+    @field_validator("JWT_WS_TOKEN_LOCATION", mode="before")
+    @classmethod
+    def _known_ws_locations(cls, value: Any) -> Any:
+        return _check_choices("JWT_WS_TOKEN_LOCATION", value, WS_TOKEN_LOCATIONS)
+
+    @field_validator("JWT_CSRF_METHODS", mode="before")
+    @classmethod
+    def _known_methods(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [value]
+        return _check_choices(
+            "JWT_CSRF_METHODS", [str(m).upper() for m in value], sorted(HTTP_METHODS)
+        )
+
+    @model_validator(mode="after")
+    def _decode_algorithms_follow_algorithm(self) -> AuthXConfig:
+        if self.JWT_DECODE_ALGORITHMS is None:
+            self.JWT_DECODE_ALGORITHMS = [self.JWT_ALGORITHM]
+        return self
+
+    # Derived values -------------------------------------------------------
+
+    @property
+    def decode_algorithms(self) -> list[str]:
+        """Algorithms accepted on decode: the explicit setting, else ``JWT_ALGORITHM``."""
+        if "JWT_DECODE_ALGORITHMS" in self.model_fields_set and self.JWT_DECODE_ALGORITHMS:
+            return list(self.JWT_DECODE_ALGORITHMS)
+        return [self.JWT_ALGORITHM]
+
+    @property
+    def is_algo_symmetric(self) -> bool:
+        return self.JWT_ALGORITHM in SYMMETRIC_ALGORITHMS
+
+    @property
+    def is_algo_asymmetric(self) -> bool:
+        return self.JWT_ALGORITHM in ASYMMETRIC_ALGORITHMS
+
+    def has_location(self, location: str) -> bool:
+        return location in self.JWT_TOKEN_LOCATION
+
+    def _get_key(self, crypto_value: str | None) -> str:
+        if not (self.is_algo_symmetric or self.is_algo_asymmetric):
+            raise BadConfigurationError(
+                f"JWT_ALGORITHM {self.JWT_ALGORITHM} is not supported, please use one of "
+                f"{sorted(SYMMETRIC_ALGORITHMS | ASYMMETRIC_ALGORITHMS)}"
+            )
+        key = self.JWT_SECRET_KEY if self.is_algo_symmetric else crypto_value
+        if not key:
+            raise BadConfigurationError(
+                f"JWT_ALGORITHM {self.JWT_ALGORITHM} requires a key, please set "
+                + (
+                    "JWT_SECRET_KEY"
+                    if self.is_algo_symmetric
+                    else "JWT_PRIVATE_KEY and JWT_PUBLIC_KEY"
+                )
+            )
+        return key
+
+    @property
+    def private_key(self) -> str:
+        return self._get_key(self.JWT_PRIVATE_KEY)
+
+    @property
+    def public_key(self) -> str:
+        return self._get_key(self.JWT_PUBLIC_KEY)
+
+    @property
+    def previous_public_key(self) -> str | None:
+        if self.is_algo_symmetric:
+            return self.JWT_PREVIOUS_SECRET_KEY
+        if self.is_algo_asymmetric:
+            return self.JWT_PREVIOUS_PUBLIC_KEY
+        return None

@@ -1,0 +1,89 @@
+"""AuthXDependency: the per-request bundle returned by ``auth.DEPENDENCY``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from fastapi import Request, Response
+
+from authx.schema import TokenResponse
+
+if TYPE_CHECKING:
+    from authx.main import AuthX
+
+__all__ = ["AuthXDependency"]
+
+T = TypeVar("T")
+
+
+class AuthXDependency(Generic[T]):
+    """Token and cookie helpers bound to one request and the route's response."""
+
+    def __init__(self, _from: AuthX[T], request: Request, response: Response) -> None:
+        self._auth = _from
+        self._request = request
+        self._response = response
+
+    @property
+    def request(self) -> Request:
+        return self._request
+
+    @property
+    def response(self) -> Response:
+        return self._response
+
+    def create_access_token(
+        self,
+        uid: str,
+        fresh: bool = False,
+        headers: dict[str, Any] | None = None,
+        expiry: datetime | timedelta | None = None,
+        data: dict[str, Any] | None = None,
+        audience: str | Sequence[str] | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> str:
+        return self._auth.create_access_token(
+            uid, fresh, headers, expiry, data, audience, *args, **kwargs
+        )
+
+    def create_refresh_token(
+        self,
+        uid: str,
+        headers: dict[str, Any] | None = None,
+        expiry: datetime | timedelta | None = None,
+        data: dict[str, Any] | None = None,
+        audience: str | Sequence[str] | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> str:
+        return self._auth.create_refresh_token(
+            uid, headers, expiry, data, audience, *args, **kwargs
+        )
+
+    def create_token_pair(self, uid: str, **kwargs: Any) -> TokenResponse:
+        return self._auth.create_token_pair(uid, **kwargs)
+
+    def set_access_cookies(
+        self, token: str, response: Response | None = None, max_age: int | None = None
+    ) -> None:
+        self._auth.set_access_cookies(token, response or self._response, max_age)
+
+    def set_refresh_cookies(
+        self, token: str, response: Response | None = None, max_age: int | None = None
+    ) -> None:
+        self._auth.set_refresh_cookies(token, response or self._response, max_age)
+
+    def unset_access_cookies(self, response: Response | None = None) -> None:
+        self._auth.unset_access_cookies(response or self._response)
+
+    def unset_refresh_cookies(self, response: Response | None = None) -> None:
+        self._auth.unset_refresh_cookies(response or self._response)
+
+    def unset_cookies(self, response: Response | None = None) -> None:
+        self._auth.unset_cookies(response or self._response)
+
+    async def get_current_subject(self) -> T | None:
+        return await self._auth.get_current_subject(self._request)

@@ -1,0 +1,131 @@
+"""Answering AuthX errors: JSON for HTTP routes, a deliberate rejection for WebSockets.
+
+Every decision comes from the data the exception carries (its status code,
+its RFC 6750 error code, whether it is an authentication or an authorization
+failure) and from the config; there is one table, not a chain of ``isinstance``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from starlette.requests import HTTPConnection
+from starlette.responses import JSONResponse, Response
+from starlette.websockets import WebSocket, WebSocketState
+
+from authx.config import AuthXConfig
+from authx.exceptions import AuthXException, InsufficientScopeError
+
+__all__ = ["error_response", "reject_websocket", "www_authenticate"]
+
+logger = logging.getLogger("authx")
+
+MessageFor = Callable[[AuthXException], str]
+
+#: Close code used when the server, not the client, is at fault (store unreachable).
+CLOSE_UNAVAILABLE = 1011
+
+
+def _quoted(value: str) -> str:
+    return value.replace("\\", "").replace('"', "'")
+
+
+def www_authenticate(exc: AuthXException, message: str) -> str:
+    """The RFC 6750 ``WWW-Authenticate`` challenge for ``exc``."""
+    if exc.bearer_error is None:
+        return "Bearer"
+    challenge = f'Bearer error="{exc.bearer_error}", error_description="{_quoted(message)}"'
+    if isinstance(exc, InsufficientScopeError):
+        challenge += f', scope="{_quoted(" ".join(exc.required))}"'
+    return challenge
+
+
+def error_response(exc: AuthXException, message: str) -> JSONResponse:
+    """The JSON response for ``exc``: ``{"message", "error_type"}`` with its status."""
+    headers: dict[str, str] = {}
+    if exc.status_code in (401, 403):
+        headers["WWW-Authenticate"] = www_authenticate(exc, message)
+    body: dict[str, Any] = {"message": message, "error_type": type(exc).__name__}
+    return JSONResponse(body, status_code=exc.status_code, headers=headers)
+
+
+def close_code(exc: AuthXException, config: AuthXConfig) -> int:
+    """The WebSocket close code for ``exc``: 4001, 4003 (configurable) or 1011."""
+    if exc.failure == "authorization":
+        return config.JWT_WS_CLOSE_CODE_FORBIDDEN
+    if exc.failure == "unavailable":
+        return CLOSE_UNAVAILABLE
+    return config.JWT_WS_CLOSE_CODE_UNAUTHENTICATED
+
+
+def close_reason(message: str) -> str:
+    """A close reason within the protocol's 123-byte limit."""
+    encoded = message.encode()
+    if len(encoded) <= 123:
+        return message
+    return encoded[:120].decode(errors="ignore") + "..."
+
+
+def log_rejection(connection: HTTPConnection, exc: AuthXException, message: str) -> None:
+    # The path only: the query string may hold the token.
+    logger.info(
+        "authx: rejected %s %s: %s (%s)",
+        "WebSocket" if connection.scope["type"] == "websocket" else "request",
+        connection.scope.get("path", ""),
+        type(exc).__name__,
+        message,
+    )
+
+
+async def reject_websocket(
+    websocket: WebSocket, exc: AuthXException, message: str, config: AuthXConfig
+) -> None:
+    """Refuse ``websocket`` in the way ``JWT_WS_REJECTION`` asks, so the client can see why.
+
+    ``"deny"`` answers the handshake with the HTTP error response (ASGI
+    ``websocket.http.response`` extension) or, without it, a plain close; ``"close"``
+    accepts and closes at once with 4001/4003. An accepted socket is closed.
+    """
+    log_rejection(websocket, exc, message)
+    state = websocket.application_state
+    if state == WebSocketState.DISCONNECTED or state == WebSocketState.RESPONSE:
+        return
+    if state == WebSocketState.CONNECTING and config.JWT_WS_REJECTION == "deny":
+        if "websocket.http.response" in websocket.scope.get("extensions", {}):
+            await websocket.send_denial_response(error_response(exc, message))
+        else:
+            await websocket.close()
+        return
+    if state == WebSocketState.CONNECTING:
+        await websocket.accept(subprotocol=_echo_safe_subprotocol(websocket))
+    await websocket.close(code=close_code(exc, config), reason=close_reason(message))
+
+
+def _echo_safe_subprotocol(websocket: WebSocket) -> str | None:
+    # Never echo a token-carrying subprotocol back to the client.
+    for offered in websocket.scope.get("subprotocols", []):
+        if not offered.startswith("authx."):
+            return str(offered)
+    return None
+
+
+def make_handler(
+    config: Callable[[], AuthXConfig], message_for: MessageFor
+) -> Callable[[HTTPConnection, Exception], Any]:
+    """An exception handler for ``app.add_exception_handler`` covering HTTP and WebSocket."""
+
+    async def handler(connection: HTTPConnection, exc: Exception) -> Response | None:
+        assert isinstance(exc, AuthXException)  # noqa: S101 - registered for AuthX errors only
+        message = message_for(exc)
+        if isinstance(connection, WebSocket):
+            await reject_websocket(connection, exc, message, config())
+            return None
+        if exc.status_code >= 500:
+            logger.warning("authx: %s: %s", type(exc).__name__, message)
+        else:
+            log_rejection(connection, exc, message)
+        return error_response(exc, message)
+
+    return handler

@@ -1,0 +1,177 @@
+"""The AuthX exception hierarchy.
+
+Each class carries the data needed to answer a client: the HTTP status, the
+RFC 6750 ``error`` code for ``WWW-Authenticate`` and whether a WebSocket
+rejection is an authentication (4001) or an authorization (4003) failure.
+``authx.errors`` turns that data into responses; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal
+
+__all__ = [
+    "AccessTokenRequiredError",
+    "AuthXException",
+    "AuthxArgumentDeprecationWarning",
+    "BadConfigurationError",
+    "CSRFError",
+    "FreshTokenRequiredError",
+    "InsecureKeyWarning",
+    "InsufficientScopeError",
+    "JWTDecodeError",
+    "MissingCSRFTokenError",
+    "MissingTokenError",
+    "NoAuthorizationError",
+    "RefreshTokenRequiredError",
+    "RevokedTokenError",
+    "StoreUnavailableError",
+    "TokenError",
+    "TokenExpiredError",
+    "TokenInvalidAudienceError",
+    "TokenInvalidIssuerError",
+    "TokenInvalidSignatureError",
+    "TokenRequiredError",
+    "TokenTooLargeError",
+    "TokenTypeError",
+]
+
+Failure = Literal["authentication", "authorization", "unavailable"]
+
+
+class AuthXException(Exception):
+    """Base class of every AuthX error."""
+
+    status_code: ClassVar[int] = 401
+    failure: ClassVar[Failure] = "authentication"
+    #: RFC 6750 error code for ``WWW-Authenticate`` (None: no error attribute).
+    bearer_error: ClassVar[str | None] = "invalid_token"
+
+    def __init__(self, *args: Any, login_type: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args)
+        self.login_type = login_type
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else type(self).__name__
+
+
+class BadConfigurationError(AuthXException):
+    """The configuration cannot work; the message names the setting."""
+
+    status_code = 500
+    failure = "unavailable"
+    bearer_error = None
+
+
+class JWTDecodeError(AuthXException):
+    """The token could not be decoded or one of its claims is invalid."""
+
+
+class TokenExpiredError(JWTDecodeError):
+    """The token's ``exp`` has passed."""
+
+
+class TokenInvalidSignatureError(JWTDecodeError):
+    """The signature does not match any configured key."""
+
+
+class TokenInvalidAudienceError(JWTDecodeError):
+    """The ``aud`` claim does not match the expected audience."""
+
+
+class TokenInvalidIssuerError(JWTDecodeError):
+    """The ``iss`` claim does not match the expected issuer."""
+
+
+class NoAuthorizationError(AuthXException):
+    """Kept for compatibility; never raised."""
+
+
+class CSRFError(AuthXException):
+    """The CSRF double-submit value is missing or does not match."""
+
+
+class TokenError(AuthXException):
+    """Base class of errors about the presence, kind or state of a token."""
+
+
+class MissingTokenError(TokenError):
+    """No token was found in any of the places looked at."""
+
+    bearer_error: ClassVar[str | None] = None
+
+
+class MissingCSRFTokenError(MissingTokenError):
+    """A cookie token was sent without its CSRF value."""
+
+    bearer_error = "invalid_token"
+
+
+class TokenTooLargeError(TokenError):
+    """The presented token is larger than the configured bound; it was not decoded."""
+
+    bearer_error = "invalid_request"
+
+
+class TokenTypeError(TokenError):
+    """The token is of the wrong type (access vs refresh)."""
+
+
+class AccessTokenRequiredError(TokenTypeError):
+    """A refresh token was presented where an access token is required."""
+
+
+class RefreshTokenRequiredError(TokenTypeError):
+    """An access token was presented where a refresh token is required."""
+
+
+class RevokedTokenError(TokenError):
+    """The token has been revoked."""
+
+
+class TokenRequiredError(TokenError):
+    """A token is required."""
+
+
+class FreshTokenRequiredError(TokenError):
+    """A fresh access token is required."""
+
+
+class InsufficientScopeError(TokenError):
+    """The token is valid but lacks the required scopes."""
+
+    status_code = 403
+    failure = "authorization"
+    bearer_error = "insufficient_scope"
+
+    def __init__(
+        self,
+        required: Sequence[str],
+        provided: Sequence[str] | None = None,
+        message: str | None = None,
+        login_type: str | None = None,
+    ) -> None:
+        self.required = list(required)
+        self.provided = list(provided or [])
+        super().__init__(
+            message or f"Missing required scopes: {self.required}. Provided: {self.provided}",
+            login_type=login_type,
+        )
+
+
+class StoreUnavailableError(AuthXException):
+    """The revocation store could not answer and the policy is to fail closed."""
+
+    status_code = 503
+    failure = "unavailable"
+    bearer_error = None
+
+
+class AuthxArgumentDeprecationWarning(DeprecationWarning):
+    """A deprecated argument was used."""
+
+
+class InsecureKeyWarning(UserWarning):
+    """The configured HMAC secret is shorter than its algorithm's hash output."""

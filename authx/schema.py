@@ -1,0 +1,206 @@
+"""The data AuthX hands out: TokenPayload, RequestToken and TokenResponse."""
+
+from __future__ import annotations
+
+import hmac
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from authx.exceptions import (
+    AccessTokenRequiredError,
+    CSRFError,
+    FreshTokenRequiredError,
+    JWTDecodeError,
+    MissingCSRFTokenError,
+    RefreshTokenRequiredError,
+)
+from authx.scopes import has_required_scopes
+
+__all__ = ["RequestToken", "TokenLocation", "TokenPayload", "TokenResponse", "TokenType"]
+
+TokenType = Literal["access", "refresh"]
+TokenLocation = Literal["headers", "cookies", "json", "query", "subprotocol", "ticket", "message"]
+
+
+def _to_timestamp(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, timedelta):
+        return time.time() + value.total_seconds()
+    return value
+
+
+class TokenPayload(BaseModel):
+    """The claims of a verified token; claims passed with ``data=`` are attributes too."""
+
+    model_config = ConfigDict(extra="allow", from_attributes=True)
+
+    jti: str | None = Field(default_factory=lambda: str(uuid.uuid4()))
+    iss: str | None = None
+    sub: str
+    aud: str | list[str] | None = None
+    exp: datetime | None = None
+    nbf: float | int | None = None
+    iat: float | int | None = Field(default_factory=lambda: int(time.time()))
+    type: str | None = "access"
+    csrf: str | None = ""
+    scopes: list[str] | None = None
+    fresh: bool = False
+    login_type: str | None = None
+
+    @field_validator("exp", "nbf", mode="before")
+    @classmethod
+    def _timestamps(cls, value: Any) -> Any:
+        return _to_timestamp(value)
+
+    @property
+    def extra_dict(self) -> dict[str, Any]:
+        """The claims that are not standard fields (those passed with ``data=``)."""
+        return dict(self.__pydantic_extra__ or {})
+
+    @property
+    def issued_at(self) -> datetime:
+        if isinstance(self.iat, int | float):
+            return datetime.fromtimestamp(self.iat, tz=UTC)
+        raise TypeError("iat is not set")
+
+    @property
+    def expiry_datetime(self) -> datetime:
+        if self.exp is None:
+            raise TypeError("the token has no exp claim")
+        return self.exp
+
+    @property
+    def time_until_expiry(self) -> timedelta:
+        return self.expiry_datetime - datetime.now(tz=UTC)
+
+    @property
+    def time_since_issued(self) -> timedelta:
+        return datetime.now(tz=UTC) - self.issued_at
+
+    @property
+    def expires_at(self) -> float | None:
+        """``exp`` as a POSIX timestamp, or None for a token that never expires."""
+        return None if self.exp is None else self.exp.timestamp()
+
+    def has_scopes(self, *scopes: str, all_required: bool = True) -> bool:
+        """Whether the token grants ``scopes`` (all of them, or any with ``all_required=False``)."""
+        return has_required_scopes(scopes, self.scopes, all_required)
+
+    def encode(
+        self,
+        key: str,
+        algorithm: str = "HS256",
+        ignore_errors: bool = True,
+        headers: dict[str, Any] | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> str:
+        from authx.token import create_token
+
+        return create_token(
+            uid=self.sub,
+            key=key,
+            type=self.type or "access",
+            jti=self.jti,
+            expiry=self.exp,
+            issued=self.iat,
+            fresh=self.fresh,
+            csrf=self.csrf,
+            algorithm=algorithm,
+            headers=headers,
+            audience=self.aud,
+            issuer=self.iss,
+            not_before=self.nbf,
+            data={**self.extra_dict, **(data or {})},
+            ignore_errors=ignore_errors,
+            scopes=self.scopes,
+        )
+
+    @classmethod
+    def decode(
+        cls,
+        token: str,
+        key: str,
+        algorithms: Sequence[str] | None = None,
+        audience: str | Sequence[str] | None = None,
+        issuer: str | None = None,
+        verify: bool = True,
+    ) -> TokenPayload:
+        from authx.token import decode_token
+
+        claims = decode_token(token, key, algorithms, audience, issuer, verify)
+        return cls.from_claims(claims)
+
+    @classmethod
+    def from_claims(cls, claims: dict[str, Any], identity_claim: str = "sub") -> TokenPayload:
+        """Validate decoded claims into a payload; a malformed claim set is a JWTDecodeError."""
+        if identity_claim != "sub" and identity_claim in claims:
+            claims = {**claims, "sub": claims[identity_claim]}
+            claims.pop(identity_claim)
+        try:
+            return cls.model_validate(claims)
+        except ValidationError as exc:
+            fields = sorted({str(e["loc"][0]) for e in exc.errors() if e["loc"]})
+            raise JWTDecodeError(f"Invalid token: bad claims {fields}") from None
+
+
+class RequestToken(BaseModel):
+    """A token found in a request, not yet verified."""
+
+    token: str
+    csrf: str | None = None
+    type: TokenType = "access"
+    location: TokenLocation
+
+    def verify(
+        self,
+        key: str,
+        algorithms: Sequence[str] | None = None,
+        audience: str | Sequence[str] | None = None,
+        issuer: str | None = None,
+        verify_jwt: bool = True,
+        verify_type: bool = True,
+        verify_csrf: bool = True,
+        verify_fresh: bool = False,
+    ) -> TokenPayload:
+        """Decode with ``key`` and check type, freshness and CSRF."""
+        payload = TokenPayload.decode(self.token, key, algorithms, audience, issuer, verify_jwt)
+        self.check(payload, verify_type, verify_csrf, verify_fresh)
+        return payload
+
+    def check(
+        self,
+        payload: TokenPayload,
+        verify_type: bool = True,
+        verify_csrf: bool = True,
+        verify_fresh: bool = False,
+    ) -> None:
+        """Check the token's type, freshness and CSRF value against a decoded payload."""
+        if verify_type and payload.type != self.type:
+            error = AccessTokenRequiredError if self.type == "access" else RefreshTokenRequiredError
+            raise error(f"'{self.type}' token required, '{payload.type}' token received")
+        if verify_fresh and not payload.fresh:
+            raise FreshTokenRequiredError("Fresh token required")
+        if verify_csrf and self.location == "cookies":
+            if not self.csrf:
+                raise MissingCSRFTokenError(
+                    "Missing CSRF token in request. Send the value of the CSRF cookie in the "
+                    "CSRF header. To disable CSRF protection, set JWT_COOKIE_CSRF_PROTECT=False."
+                )
+            if not payload.csrf or not hmac.compare_digest(
+                self.csrf.encode(), payload.csrf.encode()
+            ):
+                raise CSRFError("CSRF token mismatch")
+
+
+class TokenResponse(BaseModel):
+    """An access and a refresh token, as returned by ``create_token_pair``."""
+
+    access_token: str
+    refresh_token: str
+    token_type: str = "bearer"  # noqa: S105 - the OAuth 2 token type, not a secret

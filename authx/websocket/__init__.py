@@ -1,0 +1,1 @@
+"""WebSocket authentication: token transports, rejection and live sessions."""
