@@ -115,6 +115,9 @@ class AuthXConfig(BaseSettings):
     JWT_WS_CLOSE_CODE_UNAUTHENTICATED: int = Field(default=4001, ge=3000, le=4999)
     JWT_WS_CLOSE_CODE_FORBIDDEN: int = Field(default=4003, ge=3000, le=4999)
 
+    # Logging
+    JWT_REDACT_SERVER_LOGS: bool = True
+
     @field_validator("JWT_ALGORITHM", mode="before")
     @classmethod
     def _known_algorithm(cls, value: Any) -> Any:

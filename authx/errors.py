@@ -15,6 +15,7 @@ from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket, WebSocketState
 
+from authx._uvicorn_logs import mark_denied
 from authx.config import AuthXConfig
 from authx.exceptions import AuthXException, InsufficientScopeError
 
@@ -70,7 +71,8 @@ def close_reason(message: str) -> str:
 
 def log_rejection(connection: HTTPConnection, exc: AuthXException, message: str) -> None:
     # The path only: the query string may hold the token.
-    logger.info(
+    logger.log(
+        logging.INFO if connection.scope["type"] == "websocket" else logging.DEBUG,
         "authx: rejected %s %s: %s (%s)",
         "WebSocket" if connection.scope["type"] == "websocket" else "request",
         connection.scope.get("path", ""),
@@ -95,6 +97,7 @@ async def reject_websocket(
     if state == WebSocketState.CONNECTING and config.JWT_WS_REJECTION == "deny":
         if "websocket.http.response" in websocket.scope.get("extensions", {}):
             await websocket.send_denial_response(error_response(exc, message))
+            mark_denied()
         else:
             await websocket.close()
         return

@@ -24,6 +24,7 @@ from authx.exceptions import (
     MissingTokenError,
     RevokedTokenError,
 )
+from authx.redaction import RedactTokensFilter
 from authx.schema import RequestToken, TokenPayload, TokenResponse
 from authx.scopes import has_required_scopes
 from authx.websocket._transports import ws_request_token
@@ -74,6 +75,12 @@ class AuthX(Generic[T]):
         self.callback_is_token_in_blocklist: Callable[..., Any] | None = None
         if config is not None:
             self._keys  # noqa: B018 - fail at start-up, not on the first request
+        self._redact_logs()
+
+    def _redact_logs(self) -> None:
+        # uvicorn logs request paths with their query strings, tokens included.
+        if self._config.JWT_REDACT_SERVER_LOGS:
+            RedactTokensFilter.install(params=(self._config.JWT_QUERY_STRING_NAME, "ticket"))
 
     # Configuration ---------------------------------------------------------
 
@@ -84,6 +91,7 @@ class AuthX(Generic[T]):
     def load_config(self, config: AuthXConfig) -> None:
         self._config = config
         self._keys  # noqa: B018
+        self._redact_logs()
 
     @property
     def _keys(self) -> KeySet:

@@ -25,7 +25,13 @@ class RedactTokensFilter(logging.Filter):
 
     def __init__(self, params: Iterable[str] = ("token", "ticket")) -> None:
         super().__init__()
-        names = "|".join(re.escape(p) for p in sorted(set(params)))
+        self.params: set[str] = set()
+        self.add_params(params)
+
+    def add_params(self, params: Iterable[str]) -> None:
+        """Also redact the query parameters ``params``."""
+        self.params.update(params)
+        names = "|".join(re.escape(p) for p in sorted(self.params))
         self._param = re.compile(rf"([?&](?:{names})=)[^&\s\"']*")
 
     def redact(self, text: str) -> str:
@@ -48,10 +54,16 @@ class RedactTokensFilter(logging.Filter):
         params: Iterable[str] = ("token", "ticket"),
         loggers: Iterable[str] = DEFAULT_LOGGERS,
     ) -> RedactTokensFilter:
-        """Attach one filter to ``loggers`` (uvicorn's by default) and return it."""
-        instance = cls(params)
+        """Attach a filter to ``loggers`` (uvicorn's by default), or extend the one there."""
+        params = list(params)
+        instance: RedactTokensFilter | None = None
         for name in loggers:
             logger = logging.getLogger(name)
-            if not any(isinstance(f, cls) for f in logger.filters):
-                logger.addFilter(instance)
-        return instance
+            existing = next((f for f in logger.filters if isinstance(f, cls)), None)
+            if existing is None:
+                existing = instance = instance or cls(params)
+                logger.addFilter(existing)
+            else:
+                existing.add_params(params)
+            instance = instance or existing
+        return instance or cls(params)
