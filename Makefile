@@ -19,7 +19,7 @@ $(BIN)/.installed-test: pyproject.toml
 	touch $(BIN)/.installed $@
 
 run: $(BIN)/.installed
-	$(BIN)/python -m examples.demo --host $(HOST) --port $(PORT)
+	$(BIN)/uvicorn examples.demo:app --host $(HOST) --port $(PORT)
 
 lint: $(BIN)/.installed-test
 	$(BIN)/ruff check .
