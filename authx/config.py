@@ -115,6 +115,22 @@ class AuthXConfig(BaseSettings):
     JWT_WS_CLOSE_CODE_UNAUTHENTICATED: int = Field(default=4001, ge=3000, le=4999)
     JWT_WS_CLOSE_CODE_FORBIDDEN: int = Field(default=4003, ge=3000, le=4999)
 
+    # Live connections
+    JWT_WS_ENFORCE_LIFETIME: bool = True
+    JWT_WS_EXPIRED_CLOSE_CODE: int = Field(default=4001, ge=3000, le=4999)
+    JWT_WS_EXPIRED_CLOSE_REASON: str = Field(default="Token expired", max_length=120)
+    JWT_WS_REVOKED_CLOSE_REASON: str = Field(default="Token revoked", max_length=120)
+    JWT_WS_EXPIRY_WARNING: float | None = Field(default=None, gt=0)
+    JWT_WS_INBAND_REFRESH: bool = True
+    JWT_WS_MESSAGE_PREFIX: str = "authx."
+    JWT_WS_MAX_CONNECTIONS_PER_SUBJECT: int | None = Field(default=None, gt=0)
+    JWT_WS_CONNECTION_LIMIT: Literal["reject", "close_oldest"] = "reject"
+    JWT_WS_CLOSE_CODE_TOO_MANY: int = Field(default=4008, ge=1000, le=4999)
+
+    # Stores
+    JWT_STORE_URL: str = "memory://"
+    JWT_STORE_FAIL_OPEN: bool = False
+
     # Logging
     JWT_REDACT_SERVER_LOGS: bool = True
 

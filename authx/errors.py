@@ -58,6 +58,8 @@ def close_code(exc: AuthXException, config: AuthXConfig) -> int:
         return config.JWT_WS_CLOSE_CODE_FORBIDDEN
     if exc.failure == "unavailable":
         return CLOSE_UNAVAILABLE
+    if exc.failure == "limit":
+        return config.JWT_WS_CLOSE_CODE_TOO_MANY
     return config.JWT_WS_CLOSE_CODE_UNAUTHENTICATED
 
 

@@ -33,11 +33,13 @@ __all__ = [
     "TokenInvalidIssuerError",
     "TokenInvalidSignatureError",
     "TokenRequiredError",
+    "TokenSubjectMismatchError",
     "TokenTooLargeError",
     "TokenTypeError",
+    "TooManyConnectionsError",
 ]
 
-Failure = Literal["authentication", "authorization", "unavailable"]
+Failure = Literal["authentication", "authorization", "limit", "unavailable"]
 
 
 class AuthXException(Exception):
@@ -127,6 +129,10 @@ class RefreshTokenRequiredError(TokenTypeError):
     """An access token was presented where a refresh token is required."""
 
 
+class TokenSubjectMismatchError(TokenError):
+    """A token offered to refresh a live connection belongs to another subject."""
+
+
 class RevokedTokenError(TokenError):
     """The token has been revoked."""
 
@@ -159,6 +165,14 @@ class InsufficientScopeError(TokenError):
             message or f"Missing required scopes: {self.required}. Provided: {self.provided}",
             login_type=login_type,
         )
+
+
+class TooManyConnectionsError(AuthXException):
+    """The subject already holds the maximum number of open WebSocket connections."""
+
+    status_code = 429
+    failure = "limit"
+    bearer_error = None
 
 
 class StoreUnavailableError(AuthXException):

@@ -15,6 +15,7 @@ from authx import _cookies, _locations, exceptions, token
 from authx._callbacks import call
 from authx._keys import KeySet, keyset_for
 from authx._openapi import security_schemes, with_security_schemes
+from authx._revocation import Revocations
 from authx.config import AuthXConfig
 from authx.errors import make_handler, reject_websocket
 from authx.exceptions import (
@@ -23,11 +24,15 @@ from authx.exceptions import (
     JWTDecodeError,
     MissingTokenError,
     RevokedTokenError,
+    TokenSubjectMismatchError,
 )
 from authx.redaction import RedactTokensFilter
 from authx.schema import RequestToken, TokenPayload, TokenResponse
 from authx.scopes import has_required_scopes
+from authx.stores import Store
+from authx.websocket._registry import LiveRegistry
 from authx.websocket._transports import ws_request_token
+from authx.websocket.session import WebSocketSession
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -73,6 +78,8 @@ class AuthX(Generic[T]):
         self._config = config if config is not None else _DEFAULT_CONFIG
         self.callback_get_model_instance: Callable[..., Any] | None = None
         self.callback_is_token_in_blocklist: Callable[..., Any] | None = None
+        self._live = LiveRegistry(self)
+        self._revocations = Revocations(self)
         if config is not None:
             self._keys  # noqa: B018 - fail at start-up, not on the first request
         self._redact_logs()
@@ -225,7 +232,7 @@ class AuthX(Generic[T]):
         return payload
 
     async def _check_revoked(self, encoded: str, payload: TokenPayload) -> None:
-        if await self.is_token_in_blocklist(encoded):
+        if await self.is_token_in_blocklist(encoded) or await self._revocations.is_revoked(payload):
             raise RevokedTokenError("Token has been revoked", login_type=self.login_type)
 
     async def _get_token_from_request(
@@ -516,10 +523,58 @@ class AuthX(Generic[T]):
         try:
             payload = self.verify_token(found, verify_type=True, verify_csrf=False)
             await self._check_revoked(found.token, payload)
+            if self._config.JWT_WS_ENFORCE_LIFETIME:
+                self._live.attach(websocket, payload, found.token)
         except AuthXException as exc:
             exc.login_type = self.login_type
             raise
         return payload
+
+    async def _ws_session(self, websocket: WebSocket) -> WebSocketSession:
+        payload = await self._ws_auth_required(websocket)
+        found = ws_request_token(websocket, self._config)
+        return self._live.attach(websocket, payload, found.token)
+
+    @property
+    def WS_SESSION(self) -> Any:
+        """A WebSocket dependency yielding a :class:`WebSocketSession` (expiry, refresh, scopes)."""
+        return Depends(self._ws_session)
+
+    async def _verify_ws_refresh(self, encoded: str, sub: str) -> TokenPayload:
+        """Verify a token offered to replace a live session's token for ``sub``."""
+        _locations.check_size(encoded, self._config)
+        found = RequestToken(token=encoded, type="access", location="message")
+        payload = self.verify_token(found, verify_type=True, verify_csrf=False)
+        if payload.sub != sub:
+            raise TokenSubjectMismatchError("Token subject mismatch")
+        await self._check_revoked(encoded, payload)
+        return payload
+
+    # Revocation and live connections ---------------------------------------
+
+    async def revoke_token(self, token_or_jti: str) -> None:
+        """Revoke a token (or its ``jti``) everywhere and close the connections holding it."""
+        await self._revocations.revoke_token(token_or_jti)
+
+    async def revoke_subject(self, sub: str) -> None:
+        """Revoke every token of ``sub`` issued until now and close its connections."""
+        await self._revocations.revoke_subject(sub)
+
+    def active_connections(self, sub: str | None = None) -> list[WebSocketSession]:
+        """The open authenticated WebSocket sessions of this process (of ``sub``, if given)."""
+        return self._live.sessions(sub)
+
+    def live_stats(self) -> dict[str, int]:
+        """Counts of open sessions, armed timers and pending closes in this process."""
+        return self._live.stats()
+
+    async def get_store(self) -> Store:
+        """The revocation and ticket store (``JWT_STORE_URL``), opened on first use."""
+        return await self._revocations.store()
+
+    def set_store(self, store: Store) -> None:
+        """Use ``store`` instead of the one ``JWT_STORE_URL`` names."""
+        self._revocations.set_store(store)
 
     @property
     def WS_AUTH_REQUIRED(self) -> Any:

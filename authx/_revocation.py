@@ -1,0 +1,126 @@
+"""Revocation: the store behind the blocklist, and revoking tokens or subjects everywhere."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import TYPE_CHECKING, Any
+
+from authx import token as _token
+from authx.exceptions import AuthXException, JWTDecodeError, StoreUnavailableError
+from authx.schema import TokenPayload
+from authx.stores import RevocationEvent, Store, store_from_url
+
+if TYPE_CHECKING:
+    from authx.main import AuthX
+
+__all__ = ["Revocations", "redact_url"]
+
+logger = logging.getLogger("authx")
+
+#: How long a revocation is kept when the token's own expiry is unknown.
+_FALLBACK_LIFETIME = 366 * 24 * 3600.0
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its password, for log lines and error messages."""
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
+class Revocations:
+    """The configured store (created on first use) and the revocation operations."""
+
+    def __init__(self, auth: AuthX[Any]) -> None:
+        self._auth = auth
+        self._store: Store | None = None
+        self._subscribed: Store | None = None
+
+    def set_store(self, store: Store) -> None:
+        self._store = store
+        self._subscribed = None
+
+    async def store(self) -> Store:
+        """The store named by ``JWT_STORE_URL``, subscribed to revocation events."""
+        store = self._store
+        if store is None:
+            store = self._store = store_from_url(self._auth.config.JWT_STORE_URL)
+        if self._subscribed is not store:
+            self._subscribed = store
+            await store.subscribe(self._auth._live.apply)
+        return store
+
+    def _max_lifetime(self) -> float:
+        config = self._auth.config
+        lifetimes = [
+            d.total_seconds()
+            for d in (config.JWT_ACCESS_TOKEN_EXPIRES, config.JWT_REFRESH_TOKEN_EXPIRES)
+            if d is not None
+        ]
+        return max(lifetimes) if lifetimes else _FALLBACK_LIFETIME
+
+    def _unavailable(self, store: Store | None, exc: Exception) -> bool:
+        """Log a store failure; True to carry on (fail open), else raise (fail closed)."""
+        name = redact_url(store.url if store is not None else self._auth.config.JWT_STORE_URL)
+        logger.warning("authx: revocation store %s unavailable (%s)", name, type(exc).__name__)
+        if self._auth.config.JWT_STORE_FAIL_OPEN:
+            return True
+        raise StoreUnavailableError("Revocation store unavailable") from None
+
+    async def is_revoked(self, payload: TokenPayload) -> bool:
+        store = self._store
+        try:
+            store = await self.store()
+            iat = float(payload.iat) if isinstance(payload.iat, int | float) else None
+            return await store.is_revoked(payload.jti, payload.sub, iat)
+        except AuthXException:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any store failure is answered by policy
+            self._unavailable(store, exc)
+            return False
+
+    async def revoke_token(self, token_or_jti: str) -> RevocationEvent:
+        now = time.time()
+        jti, expires_at = token_or_jti, now + self._max_lifetime()
+        if token_or_jti.count(".") == 2:
+            try:
+                claims = _token.decode_jws(token_or_jti, self._auth._keys, verify=False)
+            except JWTDecodeError:
+                raise ValueError("revoke_token needs a token or a token id (jti)") from None
+            if not isinstance(claims.get("jti"), str):
+                raise ValueError("this token has no jti claim to revoke")
+            jti = claims["jti"]
+            exp = claims.get("exp")
+            if isinstance(exp, int | float):
+                expires_at = float(exp) + self._auth.config.JWT_DECODE_LEEWAY
+        event = RevocationEvent("token", jti)
+        await self._record(event, lambda store: store.revoke_token(jti, expires_at))
+        return event
+
+    async def revoke_subject(self, sub: str) -> RevocationEvent:
+        now = time.time()
+        event = RevocationEvent("subject", sub, before=now)
+        expires_at = now + self._max_lifetime()
+        await self._record(event, lambda store: store.revoke_subject(sub, now, expires_at))
+        return event
+
+    async def _record(self, event: RevocationEvent, write: Any) -> None:
+        store = self._store
+        try:
+            store = await self.store()
+            await write(store)
+        except Exception as exc:  # noqa: BLE001
+            # A revocation that cannot be stored must not look like a success.
+            name = redact_url(store.url if store is not None else self._auth.config.JWT_STORE_URL)
+            logger.warning("authx: revocation store %s unavailable (%s)", name, type(exc).__name__)
+            raise StoreUnavailableError("Revocation store unavailable") from None
+        await self._auth._live.apply(event)
+        try:
+            await store.publish(event)
+        except Exception as exc:  # noqa: BLE001
+            logger.warning(
+                "authx: could not publish a revocation on %s (%s); other processes "
+                "will refuse the token at their next check",
+                redact_url(store.url),
+                type(exc).__name__,
+            )

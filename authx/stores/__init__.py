@@ -1,0 +1,31 @@
+"""Stores for revocations and tickets: ``memory://``, ``sqlite:///path`` and ``redis://``."""
+
+from __future__ import annotations
+
+from authx.exceptions import BadConfigurationError
+from authx.stores._base import RevocationEvent, Store, Subscriber
+from authx.stores.memory import MemoryStore
+
+__all__ = ["MemoryStore", "RevocationEvent", "Store", "Subscriber", "store_from_url"]
+
+
+def store_from_url(url: str) -> Store:
+    """The store named by ``url`` (the ``JWT_STORE_URL`` setting)."""
+    scheme = url.split(":", 1)[0].lower()
+    if scheme == "memory":
+        return MemoryStore(url)
+    if scheme == "sqlite":
+        from authx.stores.sqlite import SQLiteStore
+
+        return SQLiteStore(url)
+    if scheme in ("redis", "rediss"):
+        try:
+            from authx.stores.redis import RedisStore
+        except ImportError:  # pragma: no cover - depends on the optional extra
+            raise BadConfigurationError(
+                "JWT_STORE_URL uses Redis: install the extra with `pip install authx-ws[redis]`"
+            ) from None
+        return RedisStore(url)
+    raise BadConfigurationError(
+        f"JWT_STORE_URL scheme {scheme!r} is not supported; use memory://, sqlite:/// or redis://"
+    )

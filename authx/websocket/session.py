@@ -1,0 +1,229 @@
+"""WebSocketSession: an authenticated connection whose authority lasts only as long as its token.
+
+A session wraps the connection's ASGI ``send`` and ``receive`` so that the
+server can close it at expiry or on revocation (the endpoint then sees an
+ordinary :class:`~starlette.websockets.WebSocketDisconnect`), and can take
+in-band refresh messages. Deadlines are event-loop timers (``loop.call_at``),
+not tasks: an idle session costs a few hundred bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from starlette.types import Message
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from authx.exceptions import AuthXException
+from authx.schema import TokenPayload
+
+if TYPE_CHECKING:
+    from authx.websocket._registry import LiveRegistry
+
+__all__ = ["WebSocketSession"]
+
+
+class WebSocketSession:
+    """An authenticated WebSocket; use it like the ``WebSocket`` it wraps.
+
+    >>> @app.websocket("/ws")
+    ... async def ws(session: WebSocketSession = auth.WS_SESSION):
+    ...     await session.accept()
+    ...     async for text in session.iter_text():
+    ...         await session.send_json({"user": session.sub, "echo": text})
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_raw_receive",
+        "_raw_send",
+        "_registry",
+        "_timer",
+        "_warning",
+        "accepted",
+        "close_code",
+        "close_reason",
+        "ended",
+        "payload",
+        "token",
+        "websocket",
+    )
+
+    def __init__(
+        self, websocket: WebSocket, payload: TokenPayload, token: str, registry: LiveRegistry
+    ) -> None:
+        self.websocket = websocket
+        self.payload = payload
+        self.token = token
+        self._registry = registry
+        self._timer: asyncio.TimerHandle | None = None
+        self._warning: asyncio.TimerHandle | None = None
+        self.accepted = False
+        self.ended = False
+        #: Set when the server closed the connection (expiry, revocation, refresh failure).
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self._raw_send = websocket._send
+        self._raw_receive = websocket._receive
+        websocket._send = self._send
+        websocket._receive = self._receive
+
+    # What the endpoint sees ------------------------------------------------
+
+    @property
+    def sub(self) -> str:
+        return self.payload.sub
+
+    @property
+    def scopes(self) -> list[str] | None:
+        return self.payload.scopes
+
+    @property
+    def expires_at(self) -> float | None:
+        """When the current token expires (POSIX time), or None."""
+        return self.payload.expires_at
+
+    def __getattr__(self, name: str) -> Any:
+        # accept, send_json, receive_text, iter_text, close, ... of the WebSocket.
+        return getattr(self.websocket, name)
+
+    def require_scopes(self, *scopes: str, all_required: bool = True) -> TokenPayload:
+        """Check ``scopes`` against the *current* token; raise InsufficientScopeError."""
+        self._registry.auth._check_scopes(self.payload, scopes, all_required)
+        return self.payload
+
+    def has_scopes(self, *scopes: str, all_required: bool = True) -> bool:
+        return self.payload.has_scopes(*scopes, all_required=all_required)
+
+    async def refresh(self, token: str) -> TokenPayload:
+        """Replace the session's token with a new access token for the same subject.
+
+        Raises the AuthX error when the token is not acceptable (the connection
+        stays open; the in-band protocol closes it with 4001 instead).
+        """
+        new = await self._registry.auth._verify_ws_refresh(token, self.payload.sub)
+        old_jti = self.payload.jti
+        _replace(self.payload, new)
+        self.token = token
+        self._registry.reindex(self, old_jti)
+        self.schedule()
+        return self.payload
+
+    # Deadlines -------------------------------------------------------------
+
+    def schedule(self) -> None:
+        """(Re)arm the expiry timer, and the warning timer when configured."""
+        self._cancel_timers()
+        expires_at = self.payload.expires_at
+        if expires_at is None or self.ended:
+            return
+        config = self._registry.config
+        loop = asyncio.get_running_loop()
+        delay = expires_at + config.JWT_DECODE_LEEWAY - time.time()
+        self._timer = loop.call_at(loop.time() + delay, self._expire)
+        warning = config.JWT_WS_EXPIRY_WARNING
+        if warning is not None and delay - warning > 0:
+            self._warning = loop.call_at(loop.time() + delay - warning, self._warn)
+
+    def _cancel_timers(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._warning is not None:
+            self._warning.cancel()
+            self._warning = None
+
+    @property
+    def timers(self) -> int:
+        return (self._timer is not None) + (self._warning is not None)
+
+    def _expire(self) -> None:
+        self._timer = None
+        config = self._registry.config
+        self._registry.spawn(
+            self.server_close(config.JWT_WS_EXPIRED_CLOSE_CODE, config.JWT_WS_EXPIRED_CLOSE_REASON)
+        )
+
+    def _warn(self) -> None:
+        self._warning = None
+        if self.accepted and not self.ended:
+            message = {"type": self._registry.message_type("expiring"), "exp": self.expires_at}
+            self._registry.spawn(self._send_json(message))
+
+    # ASGI plumbing ---------------------------------------------------------
+
+    async def _send_json(self, message: dict[str, Any]) -> None:
+        try:
+            await self._raw_send({"type": "websocket.send", "text": json.dumps(message)})
+        except (OSError, RuntimeError):
+            self.end()
+
+    async def server_close(self, code: int, reason: str) -> None:
+        """Close from the server's side; the endpoint sees a disconnect with ``code``."""
+        if self.ended:
+            return
+        self.close_code, self.close_reason = code, reason
+        self.end()
+        with contextlib.suppress(OSError, RuntimeError):  # the client is already gone
+            await self._raw_send({"type": "websocket.close", "code": code, "reason": reason})
+
+    def end(self) -> None:
+        """Forget the session: timers cancelled, registry entries removed (idempotent)."""
+        if self.ended:
+            return
+        self.ended = True
+        self._cancel_timers()
+        self._registry.remove(self)
+
+    def on_task_done(self, _task: object) -> None:
+        self.end()
+
+    async def _send(self, message: Message) -> None:
+        kind = message["type"]
+        if self.close_code is not None:
+            if kind == "websocket.close":
+                return
+            raise WebSocketDisconnect(self.close_code, self.close_reason)
+        if kind == "websocket.accept":
+            self.accepted = True
+        await self._raw_send(message)
+        if kind == "websocket.close" or (
+            kind == "websocket.http.response.body" and not message.get("more_body")
+        ):
+            self.end()
+
+    async def _receive(self) -> Message:
+        while True:
+            message = await self._raw_receive()
+            kind = message["type"]
+            if kind == "websocket.disconnect":
+                self.end()
+            elif kind == "websocket.receive" and self._registry.config.JWT_WS_INBAND_REFRESH:
+                token = self._registry.refresh_token_in(message.get("text"))
+                if token is not None:
+                    await self._inband_refresh(token)
+                    continue
+            return message
+
+    async def _inband_refresh(self, token: str) -> None:
+        try:
+            await self.refresh(token)
+        except AuthXException as exc:
+            config = self._registry.config
+            self._registry.log_refresh_failure(self, exc)
+            await self.server_close(config.JWT_WS_CLOSE_CODE_UNAUTHENTICATED, exc.message[:120])
+            return
+        await self._send_json(
+            {"type": self._registry.message_type("refreshed"), "exp": self.expires_at}
+        )
+
+
+def _replace(payload: TokenPayload, new: TokenPayload) -> None:
+    """Update ``payload`` in place, so endpoints holding it see the new claims."""
+    for name in type(new).model_fields:
+        setattr(payload, name, getattr(new, name))
+    payload.__pydantic_extra__ = dict(new.__pydantic_extra__ or {})
