@@ -114,6 +114,11 @@ class AuthXConfig(BaseSettings):
     JWT_WS_REJECTION: Literal["deny", "close"] = "deny"
     JWT_WS_CLOSE_CODE_UNAUTHENTICATED: int = Field(default=4001, ge=3000, le=4999)
     JWT_WS_CLOSE_CODE_FORBIDDEN: int = Field(default=4003, ge=3000, le=4999)
+    JWT_WS_ALLOWED_ORIGINS: list[str] = Field(default_factory=list)
+    JWT_WS_TICKET_TTL: float = Field(default=30, gt=0)
+    JWT_WS_TICKET_QUERY_NAME: str = "ticket"
+    JWT_WS_AUTH_MESSAGE_TIMEOUT: float = Field(default=5, gt=0)
+    JWT_WS_CLOSE_CODE_AUTH_TIMEOUT: int = Field(default=4008, ge=1000, le=4999)
 
     # Live connections
     JWT_WS_ENFORCE_LIFETIME: bool = True
@@ -178,6 +183,22 @@ class AuthXConfig(BaseSettings):
     def _decode_algorithms_follow_algorithm(self) -> AuthXConfig:
         if self.JWT_DECODE_ALGORITHMS is None:
             self.JWT_DECODE_ALGORITHMS = [self.JWT_ALGORITHM]
+        return self
+
+    @model_validator(mode="after")
+    def _cookie_websockets_need_origins(self) -> AuthXConfig:
+        # Browsers attach cookies to cross-site WebSocket handshakes (CSWSH).
+        if "cookies" in self.JWT_WS_TOKEN_LOCATION:
+            if not self.JWT_WS_ALLOWED_ORIGINS:
+                raise BadConfigurationError(
+                    "JWT_WS_TOKEN_LOCATION includes 'cookies': set JWT_WS_ALLOWED_ORIGINS to the "
+                    "origins allowed to open cookie-authenticated WebSockets"
+                )
+            if "*" in self.JWT_WS_ALLOWED_ORIGINS or "null" in self.JWT_WS_ALLOWED_ORIGINS:
+                raise BadConfigurationError(
+                    "JWT_WS_ALLOWED_ORIGINS must list real origins (no '*' or 'null') "
+                    "when WebSockets authenticate with cookies"
+                )
         return self
 
     # Derived values -------------------------------------------------------

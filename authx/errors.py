@@ -7,6 +7,7 @@ failure) and from the config; there is one table, not a chain of ``isinstance``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +19,7 @@ from starlette.websockets import WebSocket, WebSocketState
 from authx._uvicorn_logs import mark_denied
 from authx.config import AuthXConfig
 from authx.exceptions import AuthXException, InsufficientScopeError
+from authx.websocket._transports import PRE_ACCEPTED, safe_subprotocol
 
 __all__ = ["error_response", "reject_websocket", "www_authenticate"]
 
@@ -60,6 +62,8 @@ def close_code(exc: AuthXException, config: AuthXConfig) -> int:
         return CLOSE_UNAVAILABLE
     if exc.failure == "limit":
         return config.JWT_WS_CLOSE_CODE_TOO_MANY
+    if exc.failure == "timeout":
+        return config.JWT_WS_CLOSE_CODE_AUTH_TIMEOUT
     return config.JWT_WS_CLOSE_CODE_UNAUTHENTICATED
 
 
@@ -96,6 +100,20 @@ async def reject_websocket(
     state = websocket.application_state
     if state == WebSocketState.DISCONNECTED or state == WebSocketState.RESPONSE:
         return
+    pre_accepted = websocket.scope.get(PRE_ACCEPTED)
+    if state == WebSocketState.CONNECTING and pre_accepted:
+        # AuthX accepted it to read the authentication message: close with the code.
+        if pre_accepted is True:
+            with contextlib.suppress(OSError, RuntimeError):
+                await websocket._send(
+                    {
+                        "type": "websocket.close",
+                        "code": close_code(exc, config),
+                        "reason": close_reason(message),
+                    }
+                )
+        websocket.application_state = WebSocketState.DISCONNECTED
+        return
     if state == WebSocketState.CONNECTING and config.JWT_WS_REJECTION == "deny":
         if "websocket.http.response" in websocket.scope.get("extensions", {}):
             await websocket.send_denial_response(error_response(exc, message))
@@ -104,16 +122,8 @@ async def reject_websocket(
             await websocket.close()
         return
     if state == WebSocketState.CONNECTING:
-        await websocket.accept(subprotocol=_echo_safe_subprotocol(websocket))
+        await websocket.accept(subprotocol=safe_subprotocol(websocket))
     await websocket.close(code=close_code(exc, config), reason=close_reason(message))
-
-
-def _echo_safe_subprotocol(websocket: WebSocket) -> str | None:
-    # Never echo a token-carrying subprotocol back to the client.
-    for offered in websocket.scope.get("subprotocols", []):
-        if not offered.startswith("authx."):
-            return str(offered)
-    return None
 
 
 def make_handler(

@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Literal
 
 __all__ = [
     "AccessTokenRequiredError",
+    "AuthMessageTimeoutError",
     "AuthXException",
     "AuthxArgumentDeprecationWarning",
     "BadConfigurationError",
@@ -20,10 +21,12 @@ __all__ = [
     "FreshTokenRequiredError",
     "InsecureKeyWarning",
     "InsufficientScopeError",
+    "InvalidTicketError",
     "JWTDecodeError",
     "MissingCSRFTokenError",
     "MissingTokenError",
     "NoAuthorizationError",
+    "OriginNotAllowedError",
     "RefreshTokenRequiredError",
     "RevokedTokenError",
     "StoreUnavailableError",
@@ -39,7 +42,7 @@ __all__ = [
     "TooManyConnectionsError",
 ]
 
-Failure = Literal["authentication", "authorization", "limit", "unavailable"]
+Failure = Literal["authentication", "authorization", "limit", "timeout", "unavailable"]
 
 
 class AuthXException(Exception):
@@ -127,6 +130,26 @@ class AccessTokenRequiredError(TokenTypeError):
 
 class RefreshTokenRequiredError(TokenTypeError):
     """An access token was presented where a refresh token is required."""
+
+
+class InvalidTicketError(TokenError):
+    """A WebSocket ticket is unknown, expired or already used."""
+
+
+class OriginNotAllowedError(TokenError):
+    """The handshake's Origin is not allowed for cookie (or origin-bound ticket) authentication."""
+
+    status_code = 403
+    failure = "authorization"
+    bearer_error = None
+
+
+class AuthMessageTimeoutError(TokenError):
+    """No authentication message arrived in time after the WebSocket was accepted."""
+
+    status_code = 408
+    failure = "timeout"
+    bearer_error = None
 
 
 class TokenSubjectMismatchError(TokenError):

@@ -33,6 +33,7 @@ from authx.stores import Store
 from authx.websocket._registry import LiveRegistry
 from authx.websocket._transports import ws_request_token
 from authx.websocket.session import WebSocketSession
+from authx.websocket.tickets import Tickets
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -44,6 +45,8 @@ __all__ = ["AuthX"]
 T = TypeVar("T")
 
 _DEFAULT_CONFIG = AuthXConfig()
+#: Scope key caching a connection's authentication (payload, session, token found).
+_WS_AUTHENTICATED = "authx.authenticated"
 
 
 class AuthX(Generic[T]):
@@ -80,6 +83,7 @@ class AuthX(Generic[T]):
         self.callback_is_token_in_blocklist: Callable[..., Any] | None = None
         self._live = LiveRegistry(self)
         self._revocations = Revocations(self)
+        self._tickets = Tickets(self)
         if config is not None:
             self._keys  # noqa: B018 - fail at start-up, not on the first request
         self._redact_logs()
@@ -518,22 +522,77 @@ class AuthX(Generic[T]):
         Looks in ``JWT_WS_TOKEN_LOCATION`` (query parameter, then header by default);
         raises an :class:`AuthXException` the handlers turn into a clear rejection.
         """
+        payload, _ = await self._ws_authenticate(websocket, session_required=False)
+        return payload
+
+    async def _ws_authenticate(
+        self, websocket: WebSocket, session_required: bool
+    ) -> tuple[TokenPayload, WebSocketSession | None]:
+        cached = websocket.scope.get(_WS_AUTHENTICATED)
+        if cached is not None and (cached[1] is not None or not session_required):
+            return cached  # type: ignore[no-any-return]
         self.ensure_request_exception_handlers(websocket)
-        found = ws_request_token(websocket, self._config)
+        config = self._config
         try:
-            payload = self.verify_token(found, verify_type=True, verify_csrf=False)
-            await self._check_revoked(found.token, payload)
-            if self._config.JWT_WS_ENFORCE_LIFETIME:
-                self._live.attach(websocket, payload, found.token)
+            if cached is not None:
+                payload, found = cached[0], cached[2]
+            else:
+                found = await ws_request_token(websocket, config)
+                payload = await self._ws_verify(found, websocket)
+            session = None
+            if (
+                session_required
+                or config.JWT_WS_ENFORCE_LIFETIME
+                or found.location in ("subprotocol", "message")
+            ):
+                raw = "" if found.location == "ticket" else found.token
+                session = self._live.attach(
+                    websocket, payload, raw, subprotocol_auth=found.location == "subprotocol"
+                )
         except AuthXException as exc:
             exc.login_type = self.login_type
             raise
+        websocket.scope[_WS_AUTHENTICATED] = (payload, session, found)
+        return payload, session
+
+    async def _ws_verify(self, found: RequestToken, websocket: WebSocket) -> TokenPayload:
+        if found.location == "ticket":
+            payload = await self._tickets.redeem(found.token, websocket)
+            if await self._revocations.is_revoked(payload):
+                raise RevokedTokenError("Token has been revoked")
+            return payload
+        payload = self.verify_token(found, verify_type=True, verify_csrf=False)
+        await self._check_revoked(found.token, payload)
         return payload
 
     async def _ws_session(self, websocket: WebSocket) -> WebSocketSession:
-        payload = await self._ws_auth_required(websocket)
-        found = ws_request_token(websocket, self._config)
-        return self._live.attach(websocket, payload, found.token)
+        _, session = await self._ws_authenticate(websocket, session_required=True)
+        assert session is not None  # noqa: S101 - session_required guarantees one
+        return session
+
+    async def create_ws_ticket(self, payload: TokenPayload, origin: str | None = None) -> str:
+        """A single-use ticket (``JWT_WS_TICKET_TTL`` seconds) for ``?ticket=`` handshakes.
+
+        It carries ``payload``'s subject, scopes and expiry; with ``origin`` it only
+        opens connections from that origin.
+        """
+        return await self._tickets.issue(payload, origin)
+
+    def _ws_ticket_dependency(self) -> Callable[..., Any]:
+        async def _ws_ticket(request: Request, **_schemes: Any) -> str:
+            self.ensure_request_exception_handlers(request)
+            payload = await self._auth_required(request)
+            return await self._tickets.issue(payload, request.headers.get("origin"))
+
+        return with_security_schemes(_ws_ticket, security_schemes(self._config, "access", None))
+
+    @property
+    def WS_TICKET(self) -> Any:
+        """An HTTP dependency exchanging the request's access token for a WebSocket ticket.
+
+        The ticket is bound to the request's ``Origin`` when it has one.
+        """
+        return Depends(self._ws_ticket_dependency())
 
     @property
     def WS_SESSION(self) -> Any:

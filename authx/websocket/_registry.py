@@ -41,13 +41,19 @@ class LiveRegistry:
 
     # Membership ------------------------------------------------------------
 
-    def attach(self, websocket: WebSocket, payload: TokenPayload, token: str) -> WebSocketSession:
+    def attach(
+        self,
+        websocket: WebSocket,
+        payload: TokenPayload,
+        token: str,
+        subprotocol_auth: bool = False,
+    ) -> WebSocketSession:
         """The session of ``websocket``, created and scheduled on first call."""
         existing = websocket.scope.get(SCOPE_KEY)
         if isinstance(existing, WebSocketSession):
             return existing
         self._enforce_limit(payload.sub)
-        session = WebSocketSession(websocket, payload, token, self)
+        session = WebSocketSession(websocket, payload, token, self, subprotocol_auth)
         websocket.scope[SCOPE_KEY] = session
         self._by_subject.setdefault(payload.sub, {})[session] = None
         if payload.jti:

@@ -16,10 +16,11 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from starlette.types import Message
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from authx.exceptions import AuthXException
 from authx.schema import TokenPayload
+from authx.websocket._transports import PRE_ACCEPTED, SUBPROTOCOL_PREFIX, safe_subprotocol
 
 if TYPE_CHECKING:
     from authx.websocket._registry import LiveRegistry
@@ -39,9 +40,11 @@ class WebSocketSession:
 
     __slots__ = (
         "__weakref__",
+        "_pending_accept",
         "_raw_receive",
         "_raw_send",
         "_registry",
+        "_subprotocol_auth",
         "_timer",
         "_warning",
         "accepted",
@@ -54,7 +57,12 @@ class WebSocketSession:
     )
 
     def __init__(
-        self, websocket: WebSocket, payload: TokenPayload, token: str, registry: LiveRegistry
+        self,
+        websocket: WebSocket,
+        payload: TokenPayload,
+        token: str,
+        registry: LiveRegistry,
+        subprotocol_auth: bool = False,
     ) -> None:
         self.websocket = websocket
         self.payload = payload
@@ -62,7 +70,11 @@ class WebSocketSession:
         self._registry = registry
         self._timer: asyncio.TimerHandle | None = None
         self._warning: asyncio.TimerHandle | None = None
-        self.accepted = False
+        # First-message authentication accepted at the ASGI level already: the
+        # endpoint's own accept() must see a "connect" and must not re-accept.
+        self._pending_accept = websocket.scope.get(PRE_ACCEPTED) is True
+        self.accepted = self._pending_accept
+        self._subprotocol_auth = subprotocol_auth
         self.ended = False
         #: Set when the server closed the connection (expiry, revocation, refresh failure).
         self.close_code: int | None = None
@@ -189,7 +201,13 @@ class WebSocketSession:
                 return
             raise WebSocketDisconnect(self.close_code, self.close_reason)
         if kind == "websocket.accept":
+            if self._pending_accept:
+                self._pending_accept = False
+                return
             self.accepted = True
+            chosen = message.get("subprotocol")
+            if self._subprotocol_auth or (chosen or "").startswith(SUBPROTOCOL_PREFIX):
+                message = {**message, "subprotocol": safe_subprotocol(self.websocket, chosen)}
         await self._raw_send(message)
         if kind == "websocket.close" or (
             kind == "websocket.http.response.body" and not message.get("more_body")
@@ -197,6 +215,8 @@ class WebSocketSession:
             self.end()
 
     async def _receive(self) -> Message:
+        if self._pending_accept and self.websocket.client_state == WebSocketState.CONNECTING:
+            return {"type": "websocket.connect"}
         while True:
             message = await self._raw_receive()
             kind = message["type"]

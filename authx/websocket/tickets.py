@@ -1,0 +1,70 @@
+"""One-time WebSocket tickets: a valid access token is exchanged over HTTP for a short-lived,
+single-use opaque ticket held in the store; the browser connects with ``?ticket=...``."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import TYPE_CHECKING, Any
+
+from starlette.websockets import WebSocket
+
+from authx.exceptions import (
+    AuthXException,
+    InvalidTicketError,
+    StoreUnavailableError,
+    TokenExpiredError,
+)
+from authx.schema import TokenPayload
+from authx.websocket._transports import check_origin
+
+if TYPE_CHECKING:
+    from authx.main import AuthX
+
+__all__ = ["Tickets"]
+
+
+class Tickets:
+    """Issue and redeem tickets through the AuthX store."""
+
+    def __init__(self, auth: AuthX[Any]) -> None:
+        self._auth = auth
+
+    async def issue(self, payload: TokenPayload, origin: str | None = None) -> str:
+        """A ticket carrying ``payload`` (subject, scopes, expiry), bound to ``origin`` if given."""
+        claims = payload.model_dump()
+        claims["exp"] = payload.expires_at
+        ticket = secrets.token_urlsafe(32)
+        store = await self._auth.get_store()
+        try:
+            await store.put_ticket(
+                ticket,
+                {"claims": claims, "origin": origin},
+                self._auth.config.JWT_WS_TICKET_TTL,
+            )
+        except Exception:  # noqa: BLE001 - a ticket that was not stored must not be handed out
+            raise StoreUnavailableError("Ticket store unavailable") from None
+        return ticket
+
+    async def redeem(self, ticket: str, websocket: WebSocket) -> TokenPayload:
+        """The payload of ``ticket``, now used up; unknown, expired or reused tickets fail."""
+        store = await self._auth.get_store()
+        try:
+            data = await store.take_ticket(ticket)
+        except AuthXException:
+            raise
+        except Exception:  # noqa: BLE001
+            raise StoreUnavailableError("Ticket store unavailable") from None
+        if not isinstance(data, dict) or not isinstance(data.get("claims"), dict):
+            raise InvalidTicketError("Invalid or already used ticket")
+        origin = data.get("origin")
+        if origin is not None:
+            check_origin(websocket, [origin])
+        payload = TokenPayload.model_validate(data["claims"])
+        expires_at = payload.expires_at
+        if (
+            expires_at is not None
+            and expires_at + self._auth.config.JWT_DECODE_LEEWAY <= time.time()
+        ):
+            raise TokenExpiredError("Token has expired")
+        return payload
