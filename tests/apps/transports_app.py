@@ -56,6 +56,14 @@ async def chat(websocket: WebSocket, payload: TokenPayload = auth.WS_AUTH_REQUIR
     await websocket.send_json({"user": payload.sub})
 
 
+@app.websocket("/ws/admin")
+async def admin(
+    websocket: WebSocket, payload: TokenPayload = auth.ws_scopes_required("admin")
+) -> None:
+    await websocket.accept()
+    await websocket.send_json({"user": payload.sub, "admin": True})
+
+
 @app.get("/", response_class=HTMLResponse)
 def page() -> str:
     return "<!doctype html><title>transports</title><p>AuthX transports test page</p>"
