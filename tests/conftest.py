@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -38,9 +39,10 @@ class LiveServer:
 
     def start(self, timeout: float = 20.0) -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT), **self.env}
+        port = str(self.port)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", self.app, "--host", "127.0.0.1", "--port", "0"],
+                [sys.executable, "-m", "uvicorn", self.app, "--host", "127.0.0.1", "--port", port],
                 cwd=ROOT,
                 env=env,
                 stdout=log,
@@ -88,6 +90,13 @@ class LiveServer:
         return text
 
 
+def free_port() -> int:
+    """A port free on 127.0.0.1 right now (for servers whose config must name their origin)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 @pytest.fixture(scope="session")
 def live_server_factory(
     tmp_path_factory: pytest.TempPathFactory,
@@ -96,12 +105,13 @@ def live_server_factory(
     servers: dict[tuple[str, tuple[tuple[str, str], ...]], LiveServer] = {}
     logs = tmp_path_factory.mktemp("server-logs")
 
-    def factory(app: str, **env: str) -> LiveServer:
+    def factory(app: str, port: int = 0, **env: str) -> LiveServer:
+        """``port`` 0 lets the kernel choose; pass :func:`free_port` to know it in advance."""
         key = (app, tuple(sorted(env.items())))
         server = servers.get(key)
         if server is None:
             name = re.sub(r"\W+", "_", f"{app}_{len(servers)}")
-            server = LiveServer(app=app, env=env, log_path=logs / f"{name}.log")
+            server = LiveServer(app=app, env=env, log_path=logs / f"{name}.log", port=port)
             server.start()
             servers[key] = server
         server.mark()

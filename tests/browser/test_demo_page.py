@@ -1,0 +1,48 @@
+"""The demo page of `make run`, clicked through in a real browser."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.conftest import free_port
+
+
+def wait_for_line(page: Any, text: str, timeout: float = 8000) -> None:
+    page.wait_for_function(
+        "(text) => document.getElementById('log').textContent.includes(text)",
+        arg=text,
+        timeout=timeout,
+    )
+
+
+def test_demo_page_every_transport(context, live_server_factory) -> None:  # type: ignore[no-untyped-def]
+    port = free_port()
+    origin = f"http://127.0.0.1:{port}"
+    server = live_server_factory(
+        "examples.demo:app", port=port, DEMO_ORIGIN=origin, JWT_WS_AUTH_MESSAGE_TIMEOUT="1"
+    )
+    page = context.new_page()
+    page.goto(origin + "/")
+    page.click("#login")
+    wait_for_line(page, "logged in")
+    for transport in ("query", "subprotocol", "cookies", "ticket", "message"):
+        page.click(f"button[data-t='{transport}']:not([data-bad])")
+        wait_for_line(page, f'{transport}: received {{"message":"Hello, test!"')
+    for transport, code in (
+        ("query", "4001"),
+        ("subprotocol", "4001"),
+        ("ticket", "4001"),
+        ("message", "4008"),
+        ("cookies", "4001"),
+    ):
+        page.click(f"button[data-t='{transport}'][data-bad]")
+        wait_for_line(page, f"{transport}: closed, code {code}")
+    page.click("#login")
+    page.click("button[data-t='query']:not([data-bad])")
+    wait_for_line(page, 'query: received {"message":"Hello, test!"')
+    token = page.evaluate("token")
+    page.click("#logout")
+    wait_for_line(page, "query: closed, code 4001 (Token revoked)")
+    log = page.text_content("#log") or ""
+    assert "closed, code 1006" not in log
+    server.assert_log_clean(token)
