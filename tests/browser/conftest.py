@@ -28,7 +28,9 @@ def _chromium() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+# Package scope: Playwright's sync API runs an event loop in this thread while the
+# browser is open, which must be over before the asyncio tests of other packages run.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     executable = _chromium()
     if executable is None:
