@@ -1,0 +1,204 @@
+"""The distributed store: Redis shared by every process and host, events over pub/sub.
+
+``redis://[user:password@]host:port/db`` or ``rediss://...``. Besides the options
+``redis-py`` reads from the query string (``socket_timeout=...`` and so on), the
+URL may carry ``prefix`` (default ``authx``), the start of every key and of the
+event channel, so several apps can share one Redis.
+
+Key layout, each key expiring with the entry (TTL = remaining life):
+
+- ``{prefix}:revoked:jti:{jti}``: ``1``, a revoked token;
+- ``{prefix}:revoked:sub:{sub}``: the latest ``before`` timestamp of the subject;
+- ``{prefix}:ticket:{ticket}``: the ticket's JSON data, taken with ``GETDEL``;
+- channel ``{prefix}:revocations``: JSON revocation events.
+
+Timeouts are short (0.5 s by default) so that a dead Redis fails a request
+quickly, to be answered by the fail-closed or fail-open policy, instead of
+hanging it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import time
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+
+from authx.stores._base import RevocationEvent, Subscriber
+from authx.stores._delivery import deliver
+
+__all__ = ["RedisStore"]
+
+logger = logging.getLogger("authx")
+
+#: Seconds to connect and to wait for an answer before a command fails.
+DEFAULT_TIMEOUT = 0.5
+#: Seconds between the listener's reconnection attempts: first, then doubled up to the last.
+_BACKOFF_START, _BACKOFF_CAP = 0.05, 1.0
+
+# Keep the larger value and the later expiry, so a revocation never shortens another.
+_REVOKE_SCRIPT = """
+local current = redis.call('GET', KEYS[1])
+if (not current) or tonumber(current) < tonumber(ARGV[1]) then
+    redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL')
+end
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+"""
+
+
+class RedisStore:
+    """Revocations and tickets as expiring Redis keys; events on a pub/sub channel."""
+
+    def __init__(self, url: str, *, prefix: str | None = None) -> None:
+        self.url = url
+        client_url, url_prefix = _split_prefix(url)
+        self.prefix = prefix or url_prefix or "authx"
+        self.channel = f"{self.prefix}:revocations"
+        self._redis: Redis = Redis.from_url(
+            client_url,
+            socket_connect_timeout=DEFAULT_TIMEOUT,
+            socket_timeout=DEFAULT_TIMEOUT,
+            health_check_interval=10,
+            # One quick retry replaces a pooled connection that died with a server restart.
+            retry=Retry(ExponentialBackoff(cap=0.1, base=0.02), retries=1),
+        )
+        self._revoke = self._redis.register_script(_REVOKE_SCRIPT)
+        self._subscribers: list[Subscriber] = []
+        self._listener: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def revoke_token(self, jti: str, expires_at: float) -> None:
+        await self._keep_until(self._key("revoked:jti", jti), "1", expires_at)
+
+    async def revoke_subject(self, sub: str, before: float, expires_at: float) -> None:
+        await self._keep_until(self._key("revoked:sub", sub), repr(float(before)), expires_at)
+
+    async def is_revoked(self, jti: str | None, sub: str | None, iat: float | None) -> bool:
+        if jti is None and sub is None:
+            return False
+        # One round trip for both questions; a missing argument asks for a key never written.
+        token, subject = await self._redis.mget(
+            self._key("revoked:jti", jti or ""), self._key("revoked:sub", sub or "")
+        )
+        if jti is not None and token is not None:
+            return True
+        if sub is not None and subject is not None:
+            return iat is None or iat <= float(subject)
+        return False
+
+    async def put_ticket(self, ticket: str, data: dict[str, Any], ttl: float) -> None:
+        milliseconds = math.ceil(ttl * 1000)
+        if milliseconds > 0:
+            await self._redis.set(self._key("ticket", ticket), json.dumps(data), px=milliseconds)
+
+    async def take_ticket(self, ticket: str) -> dict[str, Any] | None:
+        raw = await self._redis.getdel(self._key("ticket", ticket))
+        if raw is None:
+            return None
+        data: dict[str, Any] = json.loads(raw)
+        return data
+
+    async def publish(self, event: RevocationEvent) -> None:
+        """Send ``event`` on the channel; every subscribed process, this one included, hears it."""
+        await self._redis.publish(self.channel, json.dumps(event.to_dict()))
+
+    async def subscribe(self, subscriber: Subscriber) -> None:
+        """Call ``subscriber`` for every event on the channel; wait briefly to be subscribed."""
+        self._subscribers.append(subscriber)
+        if self._listener is None and not self._closed:
+            ready = asyncio.Event()
+            self._listener = asyncio.create_task(self._listen(ready), name="authx-redis-events")
+            # Events published before SUBSCRIBE is confirmed would be lost; when Redis is down,
+            # carry on and let the listener subscribe once it is back.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ready.wait(), timeout=4 * DEFAULT_TIMEOUT)
+
+    async def purge(self) -> int:
+        """Nothing to do: Redis drops every key itself when its TTL runs out; always 0."""
+        return 0
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._subscribers.clear()
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
+            self._listener = None
+        await self._redis.aclose()
+
+    async def _keep_until(self, key: str, value: str, expires_at: float) -> None:
+        milliseconds = math.ceil((expires_at - time.time()) * 1000)
+        if milliseconds > 0:
+            await self._revoke(keys=[key], args=[value, milliseconds])
+
+    def _key(self, kind: str, name: str) -> str:
+        return f"{self.prefix}:{kind}:{name}"
+
+    async def _listen(self, ready: asyncio.Event) -> None:
+        """Deliver events; when Redis goes away, reconnect with backoff and subscribe again."""
+        backoff = _BACKOFF_START
+        failed = False
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                ready.set()
+                if failed:
+                    logger.info("authx: subscribed again to %s after an outage", self.channel)
+                failed, backoff = False, _BACKOFF_START
+                await self._receive(pubsub)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the listener must outlive any outage
+                if not failed:
+                    logger.warning(
+                        "authx: lost the Redis event subscription on %s (%s); reconnecting",
+                        self.channel,
+                        type(exc).__name__,
+                    )
+                failed = True
+            finally:
+                await _close_quietly(pubsub)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, _BACKOFF_CAP)
+
+    async def _receive(self, pubsub: PubSub) -> None:
+        while True:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            if message is None or message.get("type") != "message":
+                continue
+            try:
+                event = RevocationEvent.from_dict(json.loads(message["data"]))
+            except (ValueError, TypeError, AttributeError):
+                logger.warning("authx: ignoring a malformed revocation event on %s", self.channel)
+                continue
+            await deliver(self._subscribers, event)
+
+
+def _split_prefix(url: str) -> tuple[str, str | None]:
+    """``url`` without the ``prefix`` query option (unknown to redis-py), and that option."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    prefixes = [value for name, value in query if name == "prefix"]
+    kept = urlencode([(name, value) for name, value in query if name != "prefix"])
+    return urlunsplit(parts._replace(query=kept)), (prefixes[-1] if prefixes else None)
+
+
+async def _close_quietly(pubsub: PubSub) -> None:
+    # The connection may already be gone; there is nothing left to release then.
+    with contextlib.suppress(Exception):
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
