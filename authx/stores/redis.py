@@ -31,7 +31,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from authx.stores._base import RevocationEvent, Subscriber
 from authx.stores._delivery import deliver
@@ -71,8 +72,9 @@ class RedisStore:
             socket_connect_timeout=DEFAULT_TIMEOUT,
             socket_timeout=DEFAULT_TIMEOUT,
             health_check_interval=10,
-            # One quick retry replaces a pooled connection that died with a server restart.
-            retry=Retry(ExponentialBackoff(cap=0.1, base=0.02), retries=1),
+            # Retry a lost connection once (a pooled one dies when Redis restarts), but not a
+            # timeout: retries nest (connect, then command) and would multiply the wait.
+            retry=Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,)),
         )
         self._revoke = self._redis.register_script(_REVOKE_SCRIPT)
         self._subscribers: list[Subscriber] = []

@@ -26,6 +26,7 @@ def _find_redis_server() -> str | None:
     return found
 
 
+ROOT = Path(__file__).resolve().parents[2]
 REDIS_SERVER = _find_redis_server()
 
 # Session-scoped real servers, each on a free 127.0.0.1 port; the second one is

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 
-import pytest
-
 from authx.stores import RevocationEvent, Store
 
 from .conftest import Backend
