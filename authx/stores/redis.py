@@ -122,8 +122,8 @@ class RedisStore:
         if self._listener is None and not self._closed:
             ready = asyncio.Event()
             self._listener = asyncio.create_task(self._listen(ready), name="authx-redis-events")
-            # Events published before SUBSCRIBE is confirmed would be lost; when Redis is down,
-            # carry on and let the listener subscribe once it is back.
+            # Events published before Redis confirms SUBSCRIBE would be lost. When Redis is
+            # unreachable, carry on: the listener subscribes once it is back.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(ready.wait(), timeout=4 * DEFAULT_TIMEOUT)
 
@@ -153,42 +153,44 @@ class RedisStore:
     async def _listen(self, ready: asyncio.Event) -> None:
         """Deliver events; when Redis goes away, reconnect with backoff and subscribe again."""
         backoff = _BACKOFF_START
-        failed = False
+        outage = False
         while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            pubsub = self._redis.pubsub()
             try:
                 await pubsub.subscribe(self.channel)
-                ready.set()
-                if failed:
-                    logger.info("authx: subscribed again to %s after an outage", self.channel)
-                failed, backoff = False, _BACKOFF_START
-                await self._receive(pubsub)
-            except asyncio.CancelledError:
-                raise
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is None:
+                        continue
+                    if message["type"] == "subscribe":
+                        # Redis confirmed: from now on no event on the channel is missed.
+                        ready.set()
+                        if outage:
+                            logger.info("authx: subscribed again to %s", self.channel)
+                        outage, backoff = False, _BACKOFF_START
+                    elif message["type"] == "message":
+                        await self._deliver(message["data"])
             except Exception as exc:  # noqa: BLE001 - the listener must outlive any outage
-                if not failed:
+                ready.set()  # subscribe() must not wait out an outage
+                if not outage:
                     logger.warning(
                         "authx: lost the Redis event subscription on %s (%s); reconnecting",
                         self.channel,
                         type(exc).__name__,
                     )
-                failed = True
+                outage = True
             finally:
                 await _close_quietly(pubsub)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, _BACKOFF_CAP)
 
-    async def _receive(self, pubsub: PubSub) -> None:
-        while True:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-            if message is None or message.get("type") != "message":
-                continue
-            try:
-                event = RevocationEvent.from_dict(json.loads(message["data"]))
-            except (ValueError, TypeError, AttributeError):
-                logger.warning("authx: ignoring a malformed revocation event on %s", self.channel)
-                continue
-            await deliver(self._subscribers, event)
+    async def _deliver(self, data: bytes) -> None:
+        try:
+            event = RevocationEvent.from_dict(json.loads(data))
+        except (ValueError, TypeError, AttributeError):
+            logger.warning("authx: ignoring a malformed revocation event on %s", self.channel)
+            return
+        await deliver(self._subscribers, event)
 
 
 def _split_prefix(url: str) -> tuple[str, str | None]:

@@ -139,3 +139,7 @@ async def test_close_stops_delivery(backend: Backend) -> None:
     await asyncio.sleep(0.3)
 
     assert inbox.events == []
+
+
+def test_every_store_meets_the_protocol(store: Store) -> None:
+    assert isinstance(store, Store)

@@ -133,3 +133,23 @@ async def test_unresponsive_redis_times_out_instead_of_hanging(
         os.kill(pid, signal.SIGCONT)
     assert await store.is_revoked("jti", "alice", time.time()) is False
     await store.close()
+
+
+async def test_subscribing_while_redis_is_down_does_not_stall(fault_redis: RedisExecutor) -> None:
+    fault_redis.stop()
+    store, publisher = RedisStore(url_of(fault_redis)), RedisStore(url_of(fault_redis))
+    inbox = Inbox()
+    try:
+        started = time.monotonic()
+        await store.subscribe(inbox)
+        assert time.monotonic() - started < 0.5
+
+        fault_redis.start()
+        deadline = time.monotonic() + 5
+        while not inbox.events and time.monotonic() < deadline:
+            await publisher.publish(RevocationEvent("token", "late"))
+            await asyncio.sleep(0.1)
+        assert inbox.events[0] == RevocationEvent("token", "late")
+    finally:
+        await store.close()
+        await publisher.close()
