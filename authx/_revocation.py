@@ -33,7 +33,9 @@ class Revocations:
 
     def __init__(self, auth: AuthX[Any]) -> None:
         self._auth = auth
-        self._store: Store | None = None
+        # Built now (no I/O yet) so that a bad URL fails at start-up and the
+        # driver import is not paid by the first request.
+        self._store: Store | None = store_from_url(auth.config.JWT_STORE_URL)
         self._subscribed: Store | None = None
 
     def set_store(self, store: Store) -> None:

@@ -40,6 +40,7 @@ class LiveServer:
     def start(self, timeout: float = 20.0) -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT), **self.env}
         port = str(self.port)
+        offset = len(self.log())
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "uvicorn", self.app, "--host", "127.0.0.1", "--port", port],
@@ -50,7 +51,7 @@ class LiveServer:
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            match = re.search(r"Uvicorn running on http://127\.0\.0\.1:(\d+)", self.log())
+            match = re.search(r"Uvicorn running on http://127\.0\.0\.1:(\d+)", self.log()[offset:])
             if match:
                 self.port = int(match.group(1))
                 return
@@ -68,6 +69,13 @@ class LiveServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+
+    def kill(self) -> None:
+        """SIGKILL the server, as a crash would (no shutdown, no flush)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        self.port = 0
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
