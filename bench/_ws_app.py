@@ -1,0 +1,43 @@
+"""The app `bench/ws_auth.py` serves with uvicorn: one authenticated and one open route."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, WebSocket
+
+from authx import AuthX, AuthXConfig, TokenPayload
+
+__all__ = ["SECRET", "StartupOnly", "app", "auth"]
+
+SECRET = "bench-secret-key-that-is-long-enough-for-hs256"
+
+app = FastAPI()
+auth = AuthX(config=AuthXConfig(JWT_SECRET_KEY=SECRET))
+auth.handle_errors(app)
+
+
+@app.websocket("/ws")
+async def authenticated(
+    websocket: WebSocket, payload: TokenPayload = auth.WS_AUTH_REQUIRED
+) -> None:
+    await websocket.accept()
+    await websocket.close()
+
+
+@app.websocket("/ws/open")
+async def unauthenticated(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await websocket.close()
+
+
+class StartupOnly(logging.Filter):
+    """Let warnings through, and of the INFO lines only the one that names the port.
+
+    Per-connection INFO lines would cost more than the authentication being measured.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or record.getMessage().startswith(
+            "Uvicorn running on"
+        )
