@@ -31,7 +31,7 @@ DEFAULTS = {
     "JWT_WS_REJECTION": "close",  # browsers can read close codes, not HTTP statuses
     "JWT_WS_ALLOWED_ORIGINS": [HOST, HOST.replace("127.0.0.1", "localhost")],
     "JWT_WS_EXPIRY_WARNING": 5,
-    "JWT_STORE_URL": "memory://",
+    "JWT_STORE_URL": "sqlite:///authx-demo.db",  # revocations survive a restart
 }
 config = AuthXConfig(**{k: v for k, v in DEFAULTS.items() if k not in os.environ})  # type: ignore[arg-type]
 auth = AuthX(config=config)

@@ -15,11 +15,15 @@ def wait_for_line(page: Any, text: str, timeout: float = 8000) -> None:
     )
 
 
-def test_demo_page_every_transport(context, live_server_factory) -> None:  # type: ignore[no-untyped-def]
+def test_demo_page_every_transport(context, live_server_factory, tmp_path) -> None:  # type: ignore[no-untyped-def]
     port = free_port()
     origin = f"http://127.0.0.1:{port}"
     server = live_server_factory(
-        "examples.demo:app", port=port, DEMO_ORIGIN=origin, JWT_WS_AUTH_MESSAGE_TIMEOUT="1"
+        "examples.demo:app",
+        port=port,
+        DEMO_ORIGIN=origin,
+        JWT_WS_AUTH_MESSAGE_TIMEOUT="1",
+        JWT_STORE_URL=f"sqlite:///{tmp_path / 'demo.db'}",
     )
     page = context.new_page()
     page.goto(origin + "/")
