@@ -179,6 +179,17 @@ class AuthXConfig(BaseSettings):
             "JWT_CSRF_METHODS", [str(m).upper() for m in value], sorted(HTTP_METHODS)
         )
 
+    @field_validator("JWT_ACCESS_TOKEN_EXPIRES", "JWT_REFRESH_TOKEN_EXPIRES", mode="before")
+    @classmethod
+    def _seconds_from_strings(cls, value: Any) -> Any:
+        # Environment variables are strings: "3600" means seconds, as the int 3600 does.
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                return value
+        return value
+
     @model_validator(mode="after")
     def _decode_algorithms_follow_algorithm(self) -> AuthXConfig:
         if self.JWT_DECODE_ALGORITHMS is None:

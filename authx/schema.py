@@ -139,7 +139,10 @@ class TokenPayload(BaseModel):
     @classmethod
     def from_claims(cls, claims: dict[str, Any], identity_claim: str = "sub") -> TokenPayload:
         """Validate decoded claims into a payload; a malformed claim set is a JWTDecodeError."""
-        if identity_claim != "sub" and identity_claim in claims:
+        if identity_claim != "sub":
+            if identity_claim not in claims:
+                # Never fall back to "sub": the identity is where the config says it is.
+                raise JWTDecodeError(f"Invalid token: missing claim '{identity_claim}'")
             claims = {**claims, "sub": claims[identity_claim]}
             claims.pop(identity_claim)
         try:
