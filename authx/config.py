@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from authx.exceptions import BadConfigurationError
@@ -138,6 +138,18 @@ class AuthXConfig(BaseSettings):
 
     # Logging
     JWT_REDACT_SERVER_LOGS: bool = True
+
+    #: Bumped on every assignment, so AuthX knows when to prepare its keys again.
+    _revision: int = PrivateAttr(default=0)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if not name.startswith("_"):
+            self._revision += 1
+
+    @property
+    def revision(self) -> int:
+        return self._revision
 
     @field_validator("JWT_ALGORITHM", mode="before")
     @classmethod

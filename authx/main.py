@@ -79,6 +79,8 @@ class AuthX(Generic[T]):
         self.model: Any = model if model is not None else {}
         self.login_type = login_type
         self._config = config if config is not None else _DEFAULT_CONFIG
+        self._keys_stamp: tuple[AuthXConfig, int] | None = None
+        self._keyset: KeySet
         self.callback_get_model_instance: Callable[..., Any] | None = None
         self.callback_is_token_in_blocklist: Callable[..., Any] | None = None
         self._live = LiveRegistry(self)
@@ -106,7 +108,12 @@ class AuthX(Generic[T]):
 
     @property
     def _keys(self) -> KeySet:
-        return keyset_for(self._config)
+        config = self._config
+        stamp = self._keys_stamp
+        if stamp is None or stamp[0] is not config or stamp[1] != config.revision:
+            self._keyset = keyset_for(config)
+            self._keys_stamp = (config, config.revision)
+        return self._keyset
 
     # Token creation --------------------------------------------------------
 

@@ -35,6 +35,8 @@ RESERVED_CLAIMS = frozenset(
     {"fresh", "csrf", "iat", "exp", "iss", "aud", "type", "jti", "nbf", "sub", "scopes"}
 )
 _JSON_SEPARATORS = (",", ":")
+_HEADER_CACHE_SIZE = 64
+_HEADERS: dict[bytes, dict[str, Any]] = {}
 
 
 def _timestamp(value: datetime | timedelta | float | None, now: float) -> float | None:
@@ -92,9 +94,14 @@ def decode_jws(token: str, keys: KeySet, verify: bool = True) -> dict[str, Any]:
         header_segment, payload_segment = signing_input.split(b".", 1)
     except (UnicodeEncodeError, ValueError):
         raise JWTDecodeError("Invalid token: Not enough segments") from None
-    header = _b64json(header_segment, "header")
-    if "crit" in header or header.get("b64") is False:
-        raise JWTDecodeError("Invalid token: unsupported critical header")
+    header = _HEADERS.get(header_segment)
+    if header is None:
+        header = _b64json(header_segment, "header")
+        if "crit" in header or header.get("b64") is False:
+            raise JWTDecodeError("Invalid token: unsupported critical header")
+        if len(_HEADERS) < _HEADER_CACHE_SIZE:
+            # Headers repeat from token to token ({"alg": ..., "typ": "JWT"}).
+            _HEADERS[header_segment] = header
     claims = _b64json(payload_segment, "payload")
     if not verify:
         return claims

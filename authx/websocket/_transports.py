@@ -16,7 +16,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket
 
-from authx._locations import check_size, token_from_header
+from authx._locations import check_size, query_value, token_from_header
 from authx.config import AuthXConfig
 from authx.exceptions import (
     AuthMessageTimeoutError,
@@ -41,7 +41,7 @@ Finder = Callable[[WebSocket, AuthXConfig], str | None]
 
 
 def _from_query(websocket: WebSocket, config: AuthXConfig) -> str | None:
-    return websocket.query_params.get(config.JWT_QUERY_STRING_NAME)
+    return query_value(websocket, config.JWT_QUERY_STRING_NAME)
 
 
 def _from_headers(websocket: WebSocket, config: AuthXConfig) -> str | None:
@@ -65,7 +65,7 @@ def _from_cookies(websocket: WebSocket, config: AuthXConfig) -> str | None:
 
 
 def _from_ticket(websocket: WebSocket, config: AuthXConfig) -> str | None:
-    return websocket.query_params.get(config.JWT_WS_TICKET_QUERY_NAME)
+    return query_value(websocket, config.JWT_WS_TICKET_QUERY_NAME)
 
 
 FINDERS: dict[str, tuple[Finder, str]] = {

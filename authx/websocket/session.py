@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 __all__ = ["WebSocketSession"]
 
+#: Scope entries that reference the session (set by AuthX and the live registry).
+CLEARED_SCOPE_KEYS = ("authx.session", "authx.authenticated")
+
 
 class WebSocketSession:
     """An authenticated WebSocket; use it like the ``WebSocket`` it wraps.
@@ -192,7 +195,18 @@ class WebSocketSession:
         self._registry.remove(self)
 
     def on_task_done(self, _task: object) -> None:
+        """The connection's task ended: forget it, and undo the wrapping.
+
+        The wrappers and the scope entries tie the WebSocket and the session in
+        reference cycles; breaking them here lets reference counting free a
+        finished connection at once instead of leaving it to the cyclic GC.
+        """
         self.end()
+        websocket = self.websocket
+        websocket._send = self._raw_send
+        websocket._receive = self._raw_receive
+        for key in CLEARED_SCOPE_KEYS:
+            websocket.scope.pop(key, None)
 
     async def _send(self, message: Message) -> None:
         kind = message["type"]
