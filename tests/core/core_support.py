@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from fastapi import FastAPI, Response
+from fastapi import Depends, FastAPI, Response
 from fastapi.responses import JSONResponse
 
 from authx import AuthX, AuthXConfig, AuthXDependency, RequestToken, TokenPayload
@@ -80,6 +80,12 @@ def build_app(auth: AuthX[Any], handle_errors: bool = True) -> FastAPI:
 
     @app.api_route("/fresh", methods=methods)
     async def fresh(payload: TokenPayload = auth.FRESH_REQUIRED) -> dict[str, Any]:
+        return payload_json(payload)
+
+    @app.api_route("/admin", methods=methods)
+    async def admin(
+        payload: TokenPayload = Depends(auth.scopes_required("admin:users:edit", "read")),
+    ) -> dict[str, Any]:
         return payload_json(payload)
 
     @app.get("/optional/access")
@@ -165,3 +171,17 @@ def key_pair(algorithm: str, n: int = 0) -> tuple[str, str]:
         )
         _KEYS[(algorithm, n)] = (private, public)
     return _KEYS[(algorithm, n)]
+
+
+def set_cookies(response: httpx.Response) -> dict[str, dict[str, str]]:
+    """The response's Set-Cookie headers: name -> {"value": ..., lowercased attribute: value}."""
+    cookies: dict[str, dict[str, str]] = {}
+    for header in response.headers.get_list("set-cookie"):
+        first, *attributes = (part.strip() for part in header.split(";"))
+        name, _, value = first.partition("=")
+        cookie = {"value": value.strip('"')}
+        for attribute in attributes:
+            key, _, attr_value = attribute.partition("=")
+            cookie[key.lower()] = attr_value
+        cookies[name] = cookie
+    return cookies
