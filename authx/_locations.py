@@ -66,7 +66,7 @@ async def _from_headers(request: Request, config: AuthXConfig, refresh: bool) ->
     if not token:
         kind = config.JWT_HEADER_TYPE or "raw token"
         raise MissingTokenError(f"Missing '{kind}' in '{config.JWT_HEADER_NAME}' header.")
-    return RequestToken(token=token, type=_kind(refresh), location="headers")
+    return RequestToken.found(token, "headers", _kind(refresh))
 
 
 async def _csrf_value(request: Request, config: AuthXConfig, refresh: bool) -> str | None:
@@ -89,7 +89,7 @@ async def _from_cookies(request: Request, config: AuthXConfig, refresh: bool) ->
     if not token:
         raise MissingTokenError(f"Missing cookie '{name}'.")
     csrf = await _csrf_value(request, config, refresh) if config.JWT_COOKIE_CSRF_PROTECT else None
-    return RequestToken(token=token, csrf=csrf, type=_kind(refresh), location="cookies")
+    return RequestToken.found(token, "cookies", _kind(refresh), csrf)
 
 
 async def _from_query(request: Request, config: AuthXConfig, refresh: bool) -> RequestToken:
@@ -97,7 +97,7 @@ async def _from_query(request: Request, config: AuthXConfig, refresh: bool) -> R
     token = query_value(request, name)
     if token is None:
         raise MissingTokenError(f"Missing '{name}' in query parameters")
-    return RequestToken(token=token, type=_kind(refresh), location="query")
+    return RequestToken.found(token, "query", _kind(refresh))
 
 
 async def _from_json(request: Request, config: AuthXConfig, refresh: bool) -> RequestToken:
@@ -114,7 +114,7 @@ async def _from_json(request: Request, config: AuthXConfig, refresh: bool) -> Re
         raise MissingTokenError("Missing token in json data")
     if not isinstance(token, str):
         raise MissingTokenError("Token is not parsable")
-    return RequestToken(token=token, type=_kind(refresh), location="json")
+    return RequestToken.found(token, "json", _kind(refresh))
 
 
 GETTERS: dict[str, Getter] = {

@@ -609,7 +609,7 @@ class AuthX(Generic[T]):
     async def _verify_ws_refresh(self, encoded: str, sub: str) -> TokenPayload:
         """Verify a token offered to replace a live session's token for ``sub``."""
         _locations.check_size(encoded, self._config)
-        found = RequestToken(token=encoded, type="access", location="message")
+        found = RequestToken.found(encoded, "message")
         payload = self.verify_token(found, verify_type=True, verify_csrf=False)
         if payload.sub != sub:
             raise TokenSubjectMismatchError("Token subject mismatch")

@@ -160,6 +160,17 @@ class RequestToken(BaseModel):
     type: TokenType = "access"
     location: TokenLocation
 
+    @classmethod
+    def found(
+        cls,
+        token: str,
+        location: TokenLocation,
+        type: TokenType = "access",
+        csrf: str | None = None,
+    ) -> RequestToken:
+        """A token AuthX's own lookup found: the values are known-good, so skip validation."""
+        return cls.model_construct(token=token, csrf=csrf, type=type, location=location)
+
     def verify(
         self,
         key: str,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from starlette.websockets import WebSocket
 
@@ -23,7 +23,7 @@ from authx.exceptions import (
     MissingTokenError,
     OriginNotAllowedError,
 )
-from authx.schema import RequestToken
+from authx.schema import RequestToken, TokenLocation
 
 __all__ = [
     "PRE_ACCEPTED",
@@ -110,7 +110,7 @@ async def ws_request_token(websocket: WebSocket, config: AuthXConfig) -> Request
             check_size(found, config)
             if place == "cookies":
                 check_origin(websocket, config.JWT_WS_ALLOWED_ORIGINS)
-            return RequestToken(token=found, type="access", location=place)
+            return RequestToken.found(found, cast(TokenLocation, place))
         tried.append(description.format(c=config))
     raise MissingTokenError(f"Missing token in WebSocket {' or '.join(tried) or 'handshake'}")
 
@@ -152,4 +152,4 @@ async def _from_first_message(websocket: WebSocket, config: AuthXConfig) -> Requ
     if token is None:
         raise MissingTokenError("The first message must be the authentication message")
     check_size(token, config)
-    return RequestToken(token=token, type="access", location="message")
+    return RequestToken.found(token, "message")
