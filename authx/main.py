@@ -406,7 +406,13 @@ class AuthX(Generic[T]):
 
     @property
     def CURRENT_SUBJECT(self) -> Any:
-        return Depends(self.get_current_subject)
+        async def _current_subject(request: Request, **_schemes: Any) -> T | None:
+            return await self.get_current_subject(request)
+
+        # Wrapped so that the route lists the security schemes, as the other dependencies do.
+        return Depends(
+            with_security_schemes(_current_subject, security_schemes(self._config, "access", None))
+        )
 
     @property
     def DEPENDENCY(self) -> Any:

@@ -68,21 +68,29 @@ def build_app(auth: AuthX[Any], handle_errors: bool = True) -> FastAPI:
     app = FastAPI()
     if handle_errors:
         auth.handle_errors(app)
-    methods = list(EVERY_METHOD)
 
-    @app.api_route("/access", methods=methods)
+    def every_method(path: str) -> Callable[[Any], Any]:
+        # One route per method, so each has its own OpenAPI operation id.
+        def register(endpoint: Any) -> Any:
+            for method in EVERY_METHOD:
+                app.add_api_route(path, endpoint, methods=[method])
+            return endpoint
+
+        return register
+
+    @every_method("/access")
     async def access(payload: TokenPayload = auth.ACCESS_REQUIRED) -> dict[str, Any]:
         return payload_json(payload)
 
-    @app.api_route("/refresh", methods=methods)
+    @every_method("/refresh")
     async def refresh(payload: TokenPayload = auth.REFRESH_REQUIRED) -> dict[str, Any]:
         return payload_json(payload)
 
-    @app.api_route("/fresh", methods=methods)
+    @every_method("/fresh")
     async def fresh(payload: TokenPayload = auth.FRESH_REQUIRED) -> dict[str, Any]:
         return payload_json(payload)
 
-    @app.api_route("/admin", methods=methods)
+    @every_method("/admin")
     async def admin(
         payload: TokenPayload = Depends(auth.scopes_required("admin:users:edit", "read")),
     ) -> dict[str, Any]:
