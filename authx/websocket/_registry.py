@@ -14,7 +14,7 @@ from authx.config import AuthXConfig
 from authx.exceptions import AuthXException, TooManyConnectionsError
 from authx.schema import TokenPayload
 from authx.stores import RevocationEvent
-from authx.websocket.session import WebSocketSession
+from authx.websocket.session import CALLBACK_CONTEXT, WebSocketSession
 
 if TYPE_CHECKING:
     from authx.main import AuthX
@@ -26,13 +26,61 @@ logger = logging.getLogger("authx")
 SCOPE_KEY = "authx.session"
 
 
+class _Index:
+    """Key to sessions, oldest first. Most keys (a subject, a token) have one session,
+    stored bare; a container is made only for the second one (it saves ~250 bytes)."""
+
+    __slots__ = ("_entries",)
+
+    def __init__(self) -> None:
+        self._entries: dict[str, WebSocketSession | dict[WebSocketSession, None]] = {}
+
+    def add(self, key: str, session: WebSocketSession) -> None:
+        current = self._entries.get(key)
+        if current is None:
+            self._entries[key] = session
+        elif isinstance(current, dict):
+            current[session] = None
+        elif current is not session:
+            self._entries[key] = {current: None, session: None}
+
+    def discard(self, key: str, session: WebSocketSession) -> None:
+        current = self._entries.get(key)
+        if current is session:
+            del self._entries[key]
+        elif isinstance(current, dict):
+            current.pop(session, None)
+            if len(current) == 1:
+                self._entries[key] = next(iter(current))
+            elif not current:
+                del self._entries[key]
+
+    def get(self, key: str) -> list[WebSocketSession]:
+        current = self._entries.get(key)
+        if current is None:
+            return []
+        return list(current) if isinstance(current, dict) else [current]
+
+    def all(self) -> list[WebSocketSession]:
+        found: list[WebSocketSession] = []
+        for current in self._entries.values():
+            if isinstance(current, dict):
+                found.extend(current)
+            else:
+                found.append(current)
+        return found
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class LiveRegistry:
     """Index of open sessions; closes the ones a revocation or a limit concerns."""
 
     def __init__(self, auth: AuthX[Any]) -> None:
         self.auth = auth
-        self._by_subject: dict[str, dict[WebSocketSession, None]] = {}
-        self._by_token: dict[str, set[WebSocketSession]] = {}
+        self._by_subject = _Index()
+        self._by_token = _Index()
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -55,57 +103,45 @@ class LiveRegistry:
         self._enforce_limit(payload.sub)
         session = WebSocketSession(websocket, payload, token, self, subprotocol_auth)
         websocket.scope[SCOPE_KEY] = session
-        self._by_subject.setdefault(payload.sub, {})[session] = None
+        self._by_subject.add(payload.sub, session)
         if payload.jti:
-            self._by_token.setdefault(payload.jti, set()).add(session)
+            self._by_token.add(payload.jti, session)
         task = asyncio.current_task()
         if task is not None:
             # The connection's own task ending (however it ends) frees the session.
-            task.add_done_callback(session.on_task_done)
+            task.add_done_callback(session.on_task_done, context=CALLBACK_CONTEXT)
         session.schedule()
         return session
 
     def _enforce_limit(self, sub: str) -> None:
         limit = self.config.JWT_WS_MAX_CONNECTIONS_PER_SUBJECT
+        if limit is None:
+            return
         open_sessions = self._by_subject.get(sub)
-        if limit is None or open_sessions is None or len(open_sessions) < limit:
+        if len(open_sessions) < limit:
             return
         if self.config.JWT_WS_CONNECTION_LIMIT == "reject":
             raise TooManyConnectionsError("Too many connections")
-        for oldest in list(open_sessions)[: len(open_sessions) - limit + 1]:
+        for oldest in open_sessions[: len(open_sessions) - limit + 1]:
             self.remove(oldest)  # counted out now; closed by the task below
             self.spawn(
                 oldest.server_close(self.config.JWT_WS_CLOSE_CODE_TOO_MANY, "Too many connections")
             )
 
     def remove(self, session: WebSocketSession) -> None:
-        sub = session.payload.sub
-        by_subject = self._by_subject.get(sub)
-        if by_subject is not None:
-            by_subject.pop(session, None)
-            if not by_subject:
-                del self._by_subject[sub]
-        self._forget_token(session, session.payload.jti)
-
-    def _forget_token(self, session: WebSocketSession, jti: str | None) -> None:
-        if jti is None:
-            return
-        holders = self._by_token.get(jti)
-        if holders is not None:
-            holders.discard(session)
-            if not holders:
-                del self._by_token[jti]
+        self._by_subject.discard(session.payload.sub, session)
+        if session.payload.jti:
+            self._by_token.discard(session.payload.jti, session)
 
     def reindex(self, session: WebSocketSession, old_jti: str | None) -> None:
         """Move ``session`` under its new token id after a refresh."""
-        self._forget_token(session, old_jti)
+        if old_jti:
+            self._by_token.discard(old_jti, session)
         if session.payload.jti and not session.ended:
-            self._by_token.setdefault(session.payload.jti, set()).add(session)
+            self._by_token.add(session.payload.jti, session)
 
     def sessions(self, sub: str | None = None) -> list[WebSocketSession]:
-        if sub is not None:
-            return list(self._by_subject.get(sub, ()))
-        return [s for group in self._by_subject.values() for s in group]
+        return self._by_subject.get(sub) if sub is not None else self._by_subject.all()
 
     def stats(self) -> dict[str, int]:
         """Open sessions, armed timers and pending close tasks (all 0 when idle)."""
@@ -122,11 +158,11 @@ class LiveRegistry:
 
     def matching(self, event: RevocationEvent) -> list[WebSocketSession]:
         if event.kind == "token":
-            return list(self._by_token.get(event.value, ()))
+            return self._by_token.get(event.value)
         before = event.before
         return [
             s
-            for s in self._by_subject.get(event.value, ())
+            for s in self._by_subject.get(event.value)
             if before is None or s.payload.iat is None or s.payload.iat <= before
         ]
 

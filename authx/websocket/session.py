@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import time
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,11 @@ from authx.websocket._transports import PRE_ACCEPTED, SUBPROTOCOL_PREFIX, safe_s
 if TYPE_CHECKING:
     from authx.websocket._registry import LiveRegistry
 
-__all__ = ["WebSocketSession"]
+__all__ = ["CALLBACK_CONTEXT", "WebSocketSession"]
+
+#: Callbacks of sessions (task-done, timers) need no context variables; sharing one
+#: empty context saves the copy asyncio would otherwise make for each connection.
+CALLBACK_CONTEXT = contextvars.Context()
 
 #: Scope entries that reference the session (set by AuthX and the live registry).
 CLEARED_SCOPE_KEYS = ("authx.session", "authx.authenticated")
@@ -139,10 +144,13 @@ class WebSocketSession:
         config = self._registry.config
         loop = asyncio.get_running_loop()
         delay = expires_at + config.JWT_DECODE_LEEWAY - time.time()
-        self._timer = loop.call_at(loop.time() + delay, self._expire)
+        now = loop.time()
+        self._timer = loop.call_at(now + delay, self._expire, context=CALLBACK_CONTEXT)
         warning = config.JWT_WS_EXPIRY_WARNING
         if warning is not None and delay - warning > 0:
-            self._warning = loop.call_at(loop.time() + delay - warning, self._warn)
+            self._warning = loop.call_at(
+                now + delay - warning, self._warn, context=CALLBACK_CONTEXT
+            )
 
     def _cancel_timers(self) -> None:
         if self._timer is not None:
