@@ -71,17 +71,18 @@ def _build(
 ) -> KeySet:
     signer: tuple[Algorithm, Any] | None = None
     verifiers: dict[str, tuple[tuple[Algorithm, Any], ...]] = {}
+    #: setting -> PyJWT's complaint about its length (every HMAC key that verifies counts).
+    short: dict[str, str] = {}
     if algorithm in SYMMETRIC_ALGORITHMS:
         if not secret:
             raise BadConfigurationError(
                 f"JWT_ALGORITHM {algorithm} requires a key, please set JWT_SECRET_KEY"
             )
         alg = _algorithm(algorithm, "JWT_ALGORITHM")
-        signing_key = _prepare(algorithm, secret, "JWT_SECRET_KEY")
-        short = alg.check_key_length(signing_key)
-        if short:
-            warnings.warn(f"JWT_SECRET_KEY: {short}", InsecureKeyWarning, stacklevel=4)
-        signer = (alg, signing_key)
+        signer = (alg, _prepare(algorithm, secret, "JWT_SECRET_KEY"))
+        complaint = alg.check_key_length(signer[1])
+        if complaint:
+            short["JWT_SECRET_KEY"] = complaint
     elif algorithm in ASYMMETRIC_ALGORITHMS:
         if not (private or public):
             hint = " (JWT_SECRET_KEY is only used by HS256/HS384/HS512)" if secret else ""
@@ -105,9 +106,16 @@ def _build(
             )
         keys: list[tuple[Algorithm, Any]] = []
         if symmetric:
-            keys.append((alg, _prepare(name, secret or "", "JWT_SECRET_KEY")))
-            if previous_secret:
-                keys.append((alg, _prepare(name, previous_secret, "JWT_PREVIOUS_SECRET_KEY")))
+            for setting, raw in (
+                ("JWT_SECRET_KEY", secret),
+                ("JWT_PREVIOUS_SECRET_KEY", previous_secret),
+            ):
+                if raw:
+                    prepared = _prepare(name, raw, setting)
+                    complaint = alg.check_key_length(prepared)
+                    if complaint:
+                        short.setdefault(setting, complaint)
+                    keys.append((alg, prepared))
         else:
             if public:
                 keys.append((alg, _prepare(name, public, "JWT_PUBLIC_KEY")))
@@ -116,6 +124,8 @@ def _build(
             if previous_public:
                 keys.append((alg, _prepare(name, previous_public, "JWT_PREVIOUS_PUBLIC_KEY")))
         verifiers[name] = tuple(keys)
+    for setting, complaint in short.items():
+        warnings.warn(f"{setting}: {complaint}", InsecureKeyWarning, stacklevel=4)
     return KeySet(algorithm=algorithm, signer=signer, verifiers=verifiers)
 
 

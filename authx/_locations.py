@@ -54,8 +54,9 @@ def token_from_header(connection: HTTPConnection, config: AuthXConfig) -> str | 
     header_type = config.JWT_HEADER_TYPE
     if header_type:
         prefix, _, rest = value.partition(" ")
-        if prefix.lower() == header_type.lower() and rest:
-            return rest.strip()
+        if prefix.lower() == header_type.lower():
+            # "Bearer" with nothing after it carries no token.
+            return rest.strip() or None
         # A raw token without the prefix is accepted, as AuthX does.
         return value if " " not in value else None
     return value

@@ -220,6 +220,24 @@ def test_short_secret_warns_once() -> None:
         auth.create_refresh_token("alice")
 
 
+@pytest.mark.parametrize(
+    ("overrides", "setting"),
+    [
+        ({"JWT_PREVIOUS_SECRET_KEY": "short"}, "JWT_PREVIOUS_SECRET_KEY"),
+        # 40 bytes are enough for HS256 but not for HS512, which also verifies here.
+        ({"JWT_DECODE_ALGORITHMS": ["HS256", "HS512"]}, "JWT_SECRET_KEY"),
+    ],
+)
+def test_short_verifying_secret_warns(overrides: dict[str, Any], setting: str) -> None:
+    secret = "x" * 24 + short_secret()  # 40 bytes
+    settings = {"JWT_SECRET_KEY": secret, **overrides}
+    if "JWT_PREVIOUS_SECRET_KEY" in settings:
+        settings["JWT_PREVIOUS_SECRET_KEY"] = short_secret()
+    with pytest.warns(InsecureKeyWarning) as record:
+        AuthX(config=AuthXConfig(**settings))
+    assert [str(w.message).split(":")[0] for w in record] == [setting]
+
+
 def test_long_secret_does_not_warn() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")

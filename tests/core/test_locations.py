@@ -41,8 +41,10 @@ async def test_header_with_or_without_type(
     assert response.json()["sub"] == "alice"
 
 
-@pytest.mark.parametrize("value", ["Basic dXNlcjpwYXNz", "Token abc.def.ghi"])
-async def test_header_with_another_scheme_is_missing(client: httpx.AsyncClient, value: str) -> None:
+@pytest.mark.parametrize("value", ["Basic dXNlcjpwYXNz", "Token abc.def.ghi", "Bearer", "bearer  "])
+async def test_header_without_a_bearer_token_is_missing(
+    client: httpx.AsyncClient, value: str
+) -> None:
     response = await client.get("/access", headers={"Authorization": value})
     assert_error(response, 401, "MissingTokenError")
 
