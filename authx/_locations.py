@@ -9,10 +9,10 @@ from urllib.parse import unquote_plus
 from starlette.requests import HTTPConnection, Request
 
 from authx.config import AuthXConfig
-from authx.exceptions import MissingTokenError, TokenTooLargeError
+from authx.exceptions import BadConfigurationError, MissingTokenError, TokenTooLargeError
 from authx.schema import RequestToken
 
-__all__ = ["get_token_from_request", "query_value", "token_from_header"]
+__all__ = ["check_locations", "get_token_from_request", "query_value", "token_from_header"]
 
 Getter = Callable[[Request, AuthXConfig, bool], Awaitable[RequestToken]]
 
@@ -134,6 +134,15 @@ def check_size(token: str, config: AuthXConfig) -> None:
         )
 
 
+def check_locations(locations: Sequence[str] | None) -> None:
+    """Refuse unknown places to look (a route's ``locations=``): a setup mistake, not a 401."""
+    unknown = [place for place in locations or () if place not in GETTERS]
+    if unknown:
+        raise BadConfigurationError(
+            f"locations has unknown value(s) {unknown}; allowed: {', '.join(GETTERS)}"
+        )
+
+
 async def get_token_from_request(
     request: Request,
     config: AuthXConfig,
@@ -149,10 +158,10 @@ async def get_token_from_request(
         raise MissingTokenError("No token found in request from '[]'")
     misses: list[str] = []
     for place in places:
-        try:
-            getter = GETTERS[place]
-        except KeyError:
-            raise MissingTokenError(f"Unknown token location '{place}'") from None
+        getter = GETTERS.get(place)
+        if getter is None:
+            check_locations(places)
+        assert getter is not None  # noqa: S101 - check_locations raised otherwise
         try:
             found = await getter(request, config, refresh)
         except MissingTokenError as exc:

@@ -14,7 +14,8 @@ from authx.config import AuthXConfig
 from authx.exceptions import AuthXException, TooManyConnectionsError
 from authx.schema import TokenPayload
 from authx.stores import RevocationEvent
-from authx.websocket.session import CALLBACK_CONTEXT, WebSocketSession
+from authx.websocket._deadlines import CALLBACK_CONTEXT, Deadlines
+from authx.websocket.session import WebSocketSession
 
 if TYPE_CHECKING:
     from authx.main import AuthX
@@ -82,6 +83,8 @@ class LiveRegistry:
         self._by_subject = _Index()
         self._by_token = _Index()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.expiries: Deadlines[WebSocketSession] = Deadlines(WebSocketSession.expire)
+        self.warnings: Deadlines[WebSocketSession] = Deadlines(WebSocketSession.warn)
 
     @property
     def config(self) -> AuthXConfig:
@@ -151,6 +154,7 @@ class LiveRegistry:
             "subjects": len(self._by_subject),
             "tokens": len(self._by_token),
             "timers": sum(s.timers for s in sessions),
+            "timer_slots": len(self.expiries) + len(self.warnings),
             "tasks": len(self._tasks),
         }
 

@@ -3,15 +3,13 @@
 A session wraps the connection's ASGI ``send`` and ``receive`` so that the
 server can close it at expiry or on revocation (the endpoint then sees an
 ordinary :class:`~starlette.websockets.WebSocketDisconnect`), and can take
-in-band refresh messages. Deadlines are event-loop timers (``loop.call_at``),
-not tasks: an idle session costs a few hundred bytes.
+in-band refresh messages. Deadlines are slots of the registry's shared timers
+(``_deadlines``), not tasks: an idle session costs under a kilobyte.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import contextvars
 import json
 import time
 from typing import TYPE_CHECKING, Any
@@ -21,16 +19,13 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from authx.exceptions import AuthXException
 from authx.schema import TokenPayload
+from authx.websocket._deadlines import Slot
 from authx.websocket._transports import PRE_ACCEPTED, SUBPROTOCOL_PREFIX, safe_subprotocol
 
 if TYPE_CHECKING:
     from authx.websocket._registry import LiveRegistry
 
-__all__ = ["CALLBACK_CONTEXT", "WebSocketSession"]
-
-#: Callbacks of sessions (task-done, timers) need no context variables; sharing one
-#: empty context saves the copy asyncio would otherwise make for each connection.
-CALLBACK_CONTEXT = contextvars.Context()
+__all__ = ["WebSocketSession"]
 
 #: Scope entries that reference the session (set by AuthX and the live registry).
 CLEARED_SCOPE_KEYS = ("authx.session", "authx.authenticated")
@@ -76,8 +71,8 @@ class WebSocketSession:
         self.payload = payload
         self.token = token
         self._registry = registry
-        self._timer: asyncio.TimerHandle | None = None
-        self._warning: asyncio.TimerHandle | None = None
+        self._timer: Slot[WebSocketSession] | None = None
+        self._warning: Slot[WebSocketSession] | None = None
         # First-message authentication accepted at the ASGI level already: the
         # endpoint's own accept() must see a "connect" and must not re-accept.
         self._pending_accept = websocket.scope.get(PRE_ACCEPTED) is True
@@ -141,37 +136,36 @@ class WebSocketSession:
         expires_at = self.payload.expires_at
         if expires_at is None or self.ended:
             return
-        config = self._registry.config
-        loop = asyncio.get_running_loop()
+        registry = self._registry
+        config = registry.config
         delay = expires_at + config.JWT_DECODE_LEEWAY - time.time()
-        now = loop.time()
-        self._timer = loop.call_at(now + delay, self._expire, context=CALLBACK_CONTEXT)
+        self._timer = registry.expiries.add(delay, self)
         warning = config.JWT_WS_EXPIRY_WARNING
         if warning is not None and delay - warning > 0:
-            self._warning = loop.call_at(
-                now + delay - warning, self._warn, context=CALLBACK_CONTEXT
-            )
+            self._warning = registry.warnings.add(delay - warning, self)
 
     def _cancel_timers(self) -> None:
         if self._timer is not None:
-            self._timer.cancel()
+            self._registry.expiries.cancel(self._timer, self)
             self._timer = None
         if self._warning is not None:
-            self._warning.cancel()
+            self._registry.warnings.cancel(self._warning, self)
             self._warning = None
 
     @property
     def timers(self) -> int:
         return (self._timer is not None) + (self._warning is not None)
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
+        """The token's deadline passed: close with the expiry code."""
         self._timer = None
         config = self._registry.config
         self._registry.spawn(
             self.server_close(config.JWT_WS_EXPIRED_CLOSE_CODE, config.JWT_WS_EXPIRED_CLOSE_REASON)
         )
 
-    def _warn(self) -> None:
+    def warn(self) -> None:
+        """Tell the client its token expires soon."""
         self._warning = None
         if self.accepted and not self.ended:
             message = {"type": self._registry.message_type("expiring"), "exp": self.expires_at}

@@ -254,5 +254,6 @@ async def test_registry_empty_after_many_connections(server) -> None:  # type: i
         "subjects": 0,
         "tokens": 0,
         "timers": 0,
+        "timer_slots": 0,
         "tasks": 0,
     }

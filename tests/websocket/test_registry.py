@@ -93,6 +93,7 @@ async def test_ten_thousand_cycles_leave_nothing_behind() -> None:
         "subjects": 0,
         "tokens": 0,
         "timers": 0,
+        "timer_slots": 0,
         "tasks": 0,
     }
     gc.collect()
