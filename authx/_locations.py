@@ -134,13 +134,17 @@ def check_size(token: str, config: AuthXConfig) -> None:
         )
 
 
+def _unknown_locations(unknown: list[str]) -> BadConfigurationError:
+    return BadConfigurationError(
+        f"locations has unknown value(s) {unknown}; allowed: {', '.join(GETTERS)}"
+    )
+
+
 def check_locations(locations: Sequence[str] | None) -> None:
     """Refuse unknown places to look (a route's ``locations=``): a setup mistake, not a 401."""
     unknown = [place for place in locations or () if place not in GETTERS]
     if unknown:
-        raise BadConfigurationError(
-            f"locations has unknown value(s) {unknown}; allowed: {', '.join(GETTERS)}"
-        )
+        raise _unknown_locations(unknown)
 
 
 async def get_token_from_request(
@@ -158,10 +162,10 @@ async def get_token_from_request(
         raise MissingTokenError("No token found in request from '[]'")
     misses: list[str] = []
     for place in places:
-        getter = GETTERS.get(place)
-        if getter is None:
-            check_locations(places)
-        assert getter is not None  # noqa: S101 - check_locations raised otherwise
+        try:
+            getter = GETTERS[place]
+        except KeyError:
+            raise _unknown_locations([place]) from None
         try:
             found = await getter(request, config, refresh)
         except MissingTokenError as exc:

@@ -322,6 +322,7 @@ class AuthX(Generic[T]):
         locations: Sequence[str] | None = None,
     ) -> Callable[..., Any]:
         """A dependency returning the verified :class:`TokenPayload` of the request."""
+        _locations.check_locations(locations)
 
         async def _token_required(request: Request, **_schemes: Any) -> TokenPayload:
             self.ensure_request_exception_handlers(request)
@@ -355,6 +356,7 @@ class AuthX(Generic[T]):
         locations: Sequence[str] | None = None,
     ) -> Callable[..., Any]:
         """A dependency requiring an access token that grants ``scopes`` (else 403)."""
+        _locations.check_locations(locations)
 
         async def _scopes_required(request: Request, **_schemes: Any) -> TokenPayload:
             self.ensure_request_exception_handlers(request)

@@ -18,7 +18,7 @@ from core_support import (
 )
 from fastapi import Depends, FastAPI, Request
 
-from authx import AuthX
+from authx import AuthX, BadConfigurationError
 
 COOKIES = {"JWT_TOKEN_LOCATION": ["cookies"]}
 
@@ -338,3 +338,33 @@ async def test_get_tokens_from_request_methods() -> None:
         missing = await client.get("/dual", headers=bearer(auth.create_access_token("alice")))
     assert ok.json() == {"access": "headers", "refresh": "cookies", "sub": "alice"}
     assert_error(missing, 401, "MissingTokenError")
+
+
+@pytest.mark.parametrize(
+    "declare",
+    [
+        lambda auth: auth.token_required(locations=["headers", "body"]),
+        lambda auth: auth.scopes_required("read", locations=["body"]),
+    ],
+    ids=["token_required", "scopes_required"],
+)
+def test_unknown_route_location_fails_at_declaration(declare: Any) -> None:
+    with pytest.raises(BadConfigurationError, match=r"locations .*'body'"):
+        declare(make_auth())
+
+
+async def test_unknown_location_at_request_time_is_a_server_error() -> None:
+    """A setup mistake is not reported to the client as a missing token."""
+    auth = make_auth()
+    app = FastAPI()
+    auth.handle_errors(app)
+
+    @app.get("/lookup")
+    async def lookup(request: Request) -> None:
+        await auth.get_access_token_from_request(request, locations=["body"])
+
+    async with serve(app) as client:
+        response = await client.get("/lookup", headers=bearer(auth.create_access_token("a")))
+    assert response.status_code == 500
+    assert response.json()["error_type"] == "BadConfigurationError"
+    assert "WWW-Authenticate" not in response.headers
