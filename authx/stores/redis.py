@@ -35,7 +35,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from authx.stores._base import RevocationEvent, Subscriber
-from authx.stores._delivery import deliver
+from authx.stores._delivery import EventListener
 
 __all__ = ["RedisStore"]
 
@@ -77,9 +77,7 @@ class RedisStore:
             retry=Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,)),
         )
         self._revoke = self._redis.register_script(_REVOKE_SCRIPT)
-        self._subscribers: list[Subscriber] = []
-        self._listener: asyncio.Task[None] | None = None
-        self._closed = False
+        self._events = EventListener()
 
     async def revoke_token(self, jti: str, expires_at: float) -> None:
         await self._keep_until(self._key("revoked:jti", jti), "1", expires_at)
@@ -118,29 +116,19 @@ class RedisStore:
 
     async def subscribe(self, subscriber: Subscriber) -> None:
         """Call ``subscriber`` for every event on the channel; wait briefly to be subscribed."""
-        self._subscribers.append(subscriber)
-        if self._listener is None and not self._closed:
-            ready = asyncio.Event()
-            self._listener = asyncio.create_task(self._listen(ready), name="authx-redis-events")
-            # Events published before Redis confirms SUBSCRIBE would be lost. When Redis is
-            # unreachable, carry on: the listener subscribes once it is back.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ready.wait(), timeout=4 * DEFAULT_TIMEOUT)
+        # Events published before Redis confirms SUBSCRIBE would be lost. When Redis is
+        # unreachable, carry on: the listener subscribes once it is back.
+        await self._events.subscribe(
+            subscriber, self._listen, "authx-redis-events", ready_timeout=4 * DEFAULT_TIMEOUT
+        )
 
     async def purge(self) -> int:
         """Nothing to do: Redis drops every key itself when its TTL runs out; always 0."""
         return 0
 
     async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._subscribers.clear()
-        if self._listener is not None:
-            self._listener.cancel()
-            await asyncio.gather(self._listener, return_exceptions=True)
-            self._listener = None
-        await self._redis.aclose()
+        if await self._events.close():
+            await self._redis.aclose()
 
     async def _keep_until(self, key: str, value: str, expires_at: float) -> None:
         milliseconds = math.ceil((expires_at - time.time()) * 1000)
@@ -190,7 +178,7 @@ class RedisStore:
         except (ValueError, TypeError, AttributeError):
             logger.warning("authx: ignoring a malformed revocation event on %s", self.channel)
             return
-        await deliver(self._subscribers, event)
+        await self._events.deliver(event)
 
 
 def _split_prefix(url: str) -> tuple[str, str | None]:

@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from authx.exceptions import BadConfigurationError
 from authx.stores._base import RevocationEvent, Subscriber
-from authx.stores._delivery import deliver
+from authx.stores._delivery import EventListener
 
 __all__ = ["SQLiteStore"]
 
@@ -82,9 +82,7 @@ class SQLiteStore:
         # One worker thread owns the connection, so calls are serialised without a lock.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="authx-sqlite")
         self._connection: sqlite3.Connection | None = None
-        self._subscribers: list[Subscriber] = []
-        self._listener: asyncio.Task[None] | None = None
-        self._closed = False
+        self._events = EventListener()
 
     async def revoke_token(self, jti: str, expires_at: float) -> None:
         await self._execute(
@@ -133,11 +131,9 @@ class SQLiteStore:
 
     async def subscribe(self, subscriber: Subscriber) -> None:
         """Call ``subscriber`` for events published from now on, by any process on this file."""
-        self._subscribers.append(subscriber)
-        if self._listener is None and not self._closed:
-            ready = asyncio.Event()
-            self._listener = asyncio.create_task(self._listen(ready), name="authx-sqlite-events")
-            await ready.wait()
+        await self._events.subscribe(
+            subscriber, self._listen, "authx-sqlite-events", ready_timeout=None
+        )
 
     async def purge(self) -> int:
         """Delete expired revocations and tickets (counted) and events past their retention."""
@@ -145,14 +141,8 @@ class SQLiteStore:
         return await self._run(lambda db: _purge(db, now, now - self.event_retention))
 
     async def close(self) -> None:
-        if self._closed:
+        if not await self._events.close():
             return
-        self._closed = True
-        self._subscribers.clear()
-        if self._listener is not None:
-            self._listener.cancel()
-            await asyncio.gather(self._listener, return_exceptions=True)
-            self._listener = None
         await asyncio.get_running_loop().run_in_executor(self._executor, self._disconnect)
         self._executor.shutdown(wait=False)
 
@@ -179,7 +169,7 @@ class SQLiteStore:
                     last_id = event_id
                     event = _decode_event(data)
                     if event is not None:
-                        await deliver(self._subscribers, event)
+                        await self._events.deliver(event)
                 if len(rows) == _BATCH:
                     delay = 0.0
                 if time.monotonic() >= next_purge:
@@ -206,7 +196,7 @@ class SQLiteStore:
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` with the connection on the store's own thread, off the event loop."""
-        if self._closed:
+        if self._events.closed:
             raise RuntimeError(f"the store {self.path} is closed")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._with_connection, work)

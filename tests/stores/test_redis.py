@@ -90,7 +90,7 @@ async def test_redis_outage_fails_fast_and_recovers(fault_redis: RedisExecutor) 
         await store.subscribe(inbox)
         await publisher.publish(RevocationEvent("token", "before-outage"))
         await inbox.wait_for(1)
-        listener = store._listener
+        listener = store._events.task
         assert listener is not None
 
         fault_redis.stop()
@@ -110,7 +110,7 @@ async def test_redis_outage_fails_fast_and_recovers(fault_redis: RedisExecutor) 
             await publisher.publish(RevocationEvent("token", "after-outage"))
             await asyncio.sleep(0.2)
         assert inbox.events[1] == RevocationEvent("token", "after-outage")
-        assert store._listener is listener
+        assert store._events.task is listener
     finally:
         await store.close()
         await publisher.close()
