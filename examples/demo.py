@@ -114,14 +114,8 @@ def _transport_endpoint(name: str) -> None:
     async def endpoint(
         websocket: WebSocket, payload: TokenPayload = transport_auth.WS_AUTH_REQUIRED
     ) -> None:
-        await websocket.accept()
-        await websocket.send_json({"message": f"Hello, {payload.sub}!", "transport": name})
-        try:
-            while True:
-                data = await websocket.receive_text()
-                await websocket.send_json({"user": payload.sub, "echo": data})
-        except WebSocketDisconnect:
-            pass
+        """The same conversation as ``/ws``, authenticated by one transport."""
+        await websocket_endpoint(websocket, payload)
 
     app.add_api_websocket_route(f"/ws/{name}", endpoint)
 

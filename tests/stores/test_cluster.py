@@ -12,12 +12,11 @@ from typing import Any
 
 import pytest
 import websockets
-from websockets.exceptions import ConnectionClosed
 
 from authx import AuthX, AuthXConfig
 from authx._revocation import redact_url
 from tests.conftest import SECRET
-from tests.websocket.client import handshake
+from tests.websocket.client import closed_after, handshake
 
 APP = "tests.apps.live_app:app"
 issuer = AuthX(AuthXConfig(JWT_SECRET_KEY=SECRET))
@@ -32,14 +31,9 @@ def post(server: Any, path: str) -> int:
         return int(error.code)
 
 
-async def close_seen(ws: Any, timeout: float = 5.0) -> float:
-    """When the client saw the server's close frame."""
-    async with asyncio.timeout(timeout):
-        try:
-            async for _ in ws:
-                pass
-        except ConnectionClosed:
-            pass
+async def close_seen(ws: Any) -> float:
+    """When (``time.monotonic()``) the client saw the server's close frame."""
+    await closed_after(ws)
     return time.monotonic()
 
 

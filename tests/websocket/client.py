@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+
+async def closed_after(ws: Any, timeout: float = 5.0) -> tuple[int | None, str | None, float]:
+    """Wait for the server's close frame, draining (not answering) what the server pushes.
+
+    Returns the close code, the reason and when (``time.time()``) the close was seen.
+    """
+    async with asyncio.timeout(timeout):
+        with contextlib.suppress(ConnectionClosed):
+            async for _ in ws:
+                pass
+    return ws.close_code, ws.close_reason, time.time()
 
 
 @dataclass

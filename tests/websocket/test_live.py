@@ -12,11 +12,10 @@ from typing import Any
 
 import pytest
 import websockets
-from websockets.exceptions import ConnectionClosed
 
 from authx import AuthX, AuthXConfig
 from tests.conftest import SECRET
-from tests.websocket.client import handshake
+from tests.websocket.client import closed_after, handshake
 
 APP = "tests.apps.live_app:app"
 issuer = AuthX(AuthXConfig(JWT_SECRET_KEY=SECRET))
@@ -40,17 +39,6 @@ def get(server, path: str) -> Any:  # type: ignore[no-untyped-def]
 @pytest.fixture
 def server(live_server_factory):  # type: ignore[no-untyped-def]
     return live_server_factory(APP, JWT_SECRET_KEY=SECRET, JWT_WS_EXPIRY_WARNING="1")
-
-
-async def closed_after(ws: Any, timeout: float = 5.0) -> tuple[int | None, str | None, float]:
-    """Wait for the server's close frame, draining (not answering) what the server pushes."""
-    async with asyncio.timeout(timeout):
-        try:
-            async for _ in ws:
-                pass
-        except ConnectionClosed:
-            pass
-    return ws.close_code, ws.close_reason, time.time()
 
 
 @pytest.mark.parametrize("path", ["/ws", "/ws/push", "/ws/session"])
