@@ -17,7 +17,12 @@ async ({url, protocols, first, timeout}) => new Promise((resolve) => {
   const ws = protocols ? new WebSocket(url, protocols) : new WebSocket(url);
   const timer = setTimeout(() => { out.timedOut = true; ws.close(); resolve(out); }, timeout);
   ws.onopen = () => { out.opened = true; out.protocol = ws.protocol; if (first) ws.send(first); };
-  ws.onmessage = (event) => { out.messages.push(JSON.parse(event.data)); ws.close(1000); };
+  ws.onmessage = (event) => {
+    out.messages.push(JSON.parse(event.data));
+    // Exchange one more message with endpoints that echo, then close.
+    if (out.messages.length === 1 && out.messages[0].scopes !== undefined) ws.send("ping");
+    else ws.close(1000);
+  };
   ws.onclose = (event) => {
     clearTimeout(timer); out.code = event.code; out.reason = event.reason; resolve(out);
   };
@@ -69,6 +74,7 @@ def connect(page: Any, server: Any, path: str, **options: Any) -> dict[str, Any]
 def opened_as(result: dict[str, Any], user: str) -> None:
     assert result["opened"], result
     assert result["messages"][0]["user"] == user, result
+    assert result["messages"][1:] == [{"echo": "ping"}], result
     assert result["code"] == 1000  # closed by the page itself
 
 
