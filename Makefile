@@ -31,6 +31,7 @@ test: lint
 
 bench: $(BIN)/.installed-test
 	$(BIN)/python bench/ws_auth.py
+	$(BIN)/python bench/live_connections.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
