@@ -54,17 +54,19 @@ def error_response(exc: AuthXException, message: str) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
 
+#: The setting holding the close code of each kind of failure.
+_CLOSE_CODE_SETTINGS: dict[str, str] = {
+    "authentication": "JWT_WS_CLOSE_CODE_UNAUTHENTICATED",
+    "authorization": "JWT_WS_CLOSE_CODE_FORBIDDEN",
+    "limit": "JWT_WS_CLOSE_CODE_TOO_MANY",
+    "timeout": "JWT_WS_CLOSE_CODE_AUTH_TIMEOUT",
+}
+
+
 def close_code(exc: AuthXException, config: AuthXConfig) -> int:
-    """The WebSocket close code for ``exc``: 4001, 4003 (configurable) or 1011."""
-    if exc.failure == "authorization":
-        return config.JWT_WS_CLOSE_CODE_FORBIDDEN
-    if exc.failure == "unavailable":
-        return CLOSE_UNAVAILABLE
-    if exc.failure == "limit":
-        return config.JWT_WS_CLOSE_CODE_TOO_MANY
-    if exc.failure == "timeout":
-        return config.JWT_WS_CLOSE_CODE_AUTH_TIMEOUT
-    return config.JWT_WS_CLOSE_CODE_UNAUTHENTICATED
+    """The WebSocket close code for ``exc``: 4001, 4003, 4008 (configurable) or 1011."""
+    setting = _CLOSE_CODE_SETTINGS.get(exc.failure)
+    return CLOSE_UNAVAILABLE if setting is None else int(getattr(config, setting))
 
 
 def close_reason(message: str) -> str:

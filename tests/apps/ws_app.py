@@ -39,6 +39,11 @@ auth.set_token_blocklist(
 )
 
 
+@app.get("/me")
+def me(payload: TokenPayload = auth.ACCESS_REQUIRED) -> dict[str, str]:
+    return {"user": payload.sub}
+
+
 @app.post("/revoke")
 def revoke(token: str) -> dict[str, bool]:
     REVOKED.add(token)
