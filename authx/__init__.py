@@ -4,32 +4,41 @@ from authx.config import AuthXConfig
 from authx.dependencies import AuthXDependency
 from authx.exceptions import (
     AccessTokenRequiredError,
+    AuthMessageTimeoutError,
     AuthXException,
     BadConfigurationError,
     CSRFError,
     FreshTokenRequiredError,
     InsufficientScopeError,
+    InvalidTicketError,
     JWTDecodeError,
     MissingCSRFTokenError,
     MissingTokenError,
+    OriginNotAllowedError,
     RefreshTokenRequiredError,
     RevokedTokenError,
+    StoreUnavailableError,
     TokenError,
     TokenExpiredError,
     TokenInvalidAudienceError,
     TokenInvalidIssuerError,
     TokenInvalidSignatureError,
     TokenRequiredError,
+    TokenSubjectMismatchError,
+    TokenTooLargeError,
     TokenTypeError,
+    TooManyConnectionsError,
 )
 from authx.main import AuthX
 from authx.redaction import RedactTokensFilter
 from authx.schema import RequestToken, TokenPayload, TokenResponse
+from authx.websocket.session import WebSocketSession
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AccessTokenRequiredError",
+    "AuthMessageTimeoutError",
     "AuthX",
     "AuthXConfig",
     "AuthXDependency",
@@ -38,13 +47,16 @@ __all__ = [
     "CSRFError",
     "FreshTokenRequiredError",
     "InsufficientScopeError",
+    "InvalidTicketError",
     "JWTDecodeError",
     "MissingCSRFTokenError",
     "MissingTokenError",
+    "OriginNotAllowedError",
     "RedactTokensFilter",
     "RefreshTokenRequiredError",
     "RequestToken",
     "RevokedTokenError",
+    "StoreUnavailableError",
     "TokenError",
     "TokenExpiredError",
     "TokenInvalidAudienceError",
@@ -53,6 +65,10 @@ __all__ = [
     "TokenPayload",
     "TokenRequiredError",
     "TokenResponse",
+    "TokenSubjectMismatchError",
+    "TokenTooLargeError",
     "TokenTypeError",
+    "TooManyConnectionsError",
+    "WebSocketSession",
     "__version__",
 ]
