@@ -103,7 +103,10 @@ class WebSocketSession:
         return self.payload.expires_at
 
     def __getattr__(self, name: str) -> Any:
-        # accept, send_json, receive_text, iter_text, close, ... of the WebSocket.
+        # accept, send_json, receive_text, iter_text, close, ... of the WebSocket. Own
+        # slots not set yet and dunder lookups (copy, pickle) must not recurse into it.
+        if name in WebSocketSession.__slots__ or name.startswith("__"):
+            raise AttributeError(name)
         return getattr(self.websocket, name)
 
     def require_scopes(self, *scopes: str, all_required: bool = True) -> TokenPayload:
