@@ -61,13 +61,10 @@ class Revocations:
         ]
         return max(lifetimes) if lifetimes else _FALLBACK_LIFETIME
 
-    def _unavailable(self, store: Store | None, exc: Exception) -> bool:
-        """Log a store failure; True to carry on (fail open), else raise (fail closed)."""
+    def _log_unavailable(self, store: Store | None, exc: Exception) -> None:
+        """Log a store failure, naming the store with its password masked."""
         name = redact_url(store.url if store is not None else self._auth.config.JWT_STORE_URL)
         logger.warning("authx: revocation store %s unavailable (%s)", name, type(exc).__name__)
-        if self._auth.config.JWT_STORE_FAIL_OPEN:
-            return True
-        raise StoreUnavailableError("Revocation store unavailable") from None
 
     async def is_revoked(self, payload: TokenPayload) -> bool:
         store = self._store
@@ -78,7 +75,9 @@ class Revocations:
         except AuthXException:
             raise
         except Exception as exc:  # noqa: BLE001 - any store failure is answered by policy
-            self._unavailable(store, exc)
+            self._log_unavailable(store, exc)
+            if not self._auth.config.JWT_STORE_FAIL_OPEN:
+                raise StoreUnavailableError("Revocation store unavailable") from None
             return False
 
     async def revoke_token(self, token_or_jti: str) -> RevocationEvent:
@@ -113,8 +112,7 @@ class Revocations:
             await write(store)
         except Exception as exc:  # noqa: BLE001
             # A revocation that cannot be stored must not look like a success.
-            name = redact_url(store.url if store is not None else self._auth.config.JWT_STORE_URL)
-            logger.warning("authx: revocation store %s unavailable (%s)", name, type(exc).__name__)
+            self._log_unavailable(store, exc)
             raise StoreUnavailableError("Revocation store unavailable") from None
         await self._auth._live.apply(event)
         try:
