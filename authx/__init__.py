@@ -28,6 +28,7 @@ from authx.exceptions import (
     TokenTooLargeError,
     TokenTypeError,
     TooManyConnectionsError,
+    UnknownSubjectError,
 )
 from authx.main import AuthX
 from authx.redaction import RedactTokensFilter
@@ -69,6 +70,7 @@ __all__ = [
     "TokenTooLargeError",
     "TokenTypeError",
     "TooManyConnectionsError",
+    "UnknownSubjectError",
     "WebSocketSession",
     "__version__",
 ]

@@ -14,6 +14,8 @@ from authx.exceptions import BadConfigurationError, InsecureKeyWarning
 
 __all__ = ["KeySet", "keyset_for"]
 
+_HEADER_CACHE_SIZE = 16
+
 _ALGORITHMS: dict[str, Algorithm] = {
     name: alg for name, alg in get_default_algorithms().items() if name != "none"
 }
@@ -46,6 +48,13 @@ class KeySet:
     algorithm: str
     signer: tuple[Algorithm, Any] | None
     verifiers: dict[str, tuple[tuple[Algorithm, Any], ...]] = field(default_factory=dict)
+    #: JWS headers seen on tokens whose signature verified with these keys (they repeat
+    #: from token to token); bounded, and never filled by unverified input.
+    headers: dict[bytes, dict[str, Any]] = field(default_factory=dict, compare=False)
+
+    def remember_header(self, segment: bytes, header: dict[str, Any]) -> None:
+        if len(self.headers) < _HEADER_CACHE_SIZE:
+            self.headers[segment] = header
 
     def signing(self) -> tuple[Algorithm, Any]:
         if self.signer is None:
@@ -129,8 +138,9 @@ def _build(
     return KeySet(algorithm=algorithm, signer=signer, verifiers=verifiers)
 
 
-def _fingerprint(config: AuthXConfig) -> tuple[Any, ...]:
-    return (
+def keyset_for(config: AuthXConfig) -> KeySet:
+    """The prepared keys for ``config`` (its owner keeps them until the config changes)."""
+    return _build(
         config.JWT_ALGORITHM,
         tuple(config.decode_algorithms),
         config.JWT_SECRET_KEY,
@@ -139,17 +149,3 @@ def _fingerprint(config: AuthXConfig) -> tuple[Any, ...]:
         config.JWT_PREVIOUS_SECRET_KEY,
         config.JWT_PREVIOUS_PUBLIC_KEY,
     )
-
-
-_cache: dict[tuple[Any, ...], KeySet] = {}
-
-
-def keyset_for(config: AuthXConfig) -> KeySet:
-    """The prepared keys for ``config``; rebuilt only when a key setting changes."""
-    fingerprint = _fingerprint(config)
-    keyset = _cache.get(fingerprint)
-    if keyset is None:
-        if len(_cache) > 64:
-            _cache.clear()
-        keyset = _cache[fingerprint] = _build(*fingerprint)
-    return keyset

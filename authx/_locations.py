@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import unquote_plus
@@ -107,8 +108,8 @@ async def _from_json(request: Request, config: AuthXConfig, refresh: bool) -> Re
         raise MissingTokenError("Invalid content-type. Must be application/json")
     key = config.JWT_REFRESH_JSON_KEY if refresh else config.JWT_JSON_KEY
     try:
-        body = await request.json()
-    except ValueError:
+        body = json.loads(await request.body())
+    except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
         raise MissingTokenError("Token is not parsable") from None
     token = body.get(key) if isinstance(body, dict) else None
     if token is None:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from authx.exceptions import BadConfigurationError
@@ -56,6 +56,17 @@ class AuthXConfig(BaseSettings):
     """Settings for :class:`~authx.AuthX`; each may come from an environment variable."""
 
     model_config = SettingsConfigDict(extra="forbid", case_sensitive=False)
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            # One error type for every bad setting; the values are left out (keys are secret).
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
+                for error in exc.errors()
+            )
+            raise BadConfigurationError(f"Invalid AuthX settings: {problems}") from None
 
     # Keys and algorithms
     JWT_SECRET_KEY: str | None = None

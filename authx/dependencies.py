@@ -42,11 +42,10 @@ class AuthXDependency(Generic[T]):
         expiry: datetime | timedelta | None = None,
         data: dict[str, Any] | None = None,
         audience: str | Sequence[str] | None = None,
-        *args: Any,
-        **kwargs: Any,
+        scopes: Sequence[str] | None = None,
     ) -> str:
         return self._auth.create_access_token(
-            uid, fresh, headers, expiry, data, audience, *args, **kwargs
+            uid, fresh, headers, expiry, data, audience, scopes=scopes
         )
 
     def create_refresh_token(
@@ -56,15 +55,33 @@ class AuthXDependency(Generic[T]):
         expiry: datetime | timedelta | None = None,
         data: dict[str, Any] | None = None,
         audience: str | Sequence[str] | None = None,
-        *args: Any,
-        **kwargs: Any,
+        scopes: Sequence[str] | None = None,
     ) -> str:
-        return self._auth.create_refresh_token(
-            uid, headers, expiry, data, audience, *args, **kwargs
-        )
+        return self._auth.create_refresh_token(uid, headers, expiry, data, audience, scopes=scopes)
 
-    def create_token_pair(self, uid: str, **kwargs: Any) -> TokenResponse:
-        return self._auth.create_token_pair(uid, **kwargs)
+    def create_token_pair(
+        self,
+        uid: str,
+        fresh: bool = False,
+        headers: dict[str, Any] | None = None,
+        access_expiry: datetime | timedelta | None = None,
+        refresh_expiry: datetime | timedelta | None = None,
+        data: dict[str, Any] | None = None,
+        audience: str | Sequence[str] | None = None,
+        access_scopes: Sequence[str] | None = None,
+        refresh_scopes: Sequence[str] | None = None,
+    ) -> TokenResponse:
+        return self._auth.create_token_pair(
+            uid,
+            fresh=fresh,
+            headers=headers,
+            access_expiry=access_expiry,
+            refresh_expiry=refresh_expiry,
+            data=data,
+            audience=audience,
+            access_scopes=access_scopes,
+            refresh_scopes=refresh_scopes,
+        )
 
     def set_access_cookies(
         self, token: str, response: Response | None = None, max_age: int | None = None

@@ -40,6 +40,7 @@ __all__ = [
     "TokenTooLargeError",
     "TokenTypeError",
     "TooManyConnectionsError",
+    "UnknownSubjectError",
 ]
 
 Failure = Literal["authentication", "authorization", "limit", "timeout", "unavailable"]
@@ -53,7 +54,7 @@ class AuthXException(Exception):
     #: RFC 6750 error code for ``WWW-Authenticate`` (None: no error attribute).
     bearer_error: ClassVar[str | None] = "invalid_token"
 
-    def __init__(self, *args: Any, login_type: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, login_type: str | None = None) -> None:
         super().__init__(*args)
         self.login_type = login_type
 
@@ -154,6 +155,10 @@ class AuthMessageTimeoutError(TokenError):
 
 class TokenSubjectMismatchError(TokenError):
     """A token offered to refresh a live connection belongs to another subject."""
+
+
+class UnknownSubjectError(TokenError):
+    """The subject getter found no subject for the token's ``sub`` (it returned None)."""
 
 
 class RevokedTokenError(TokenError):

@@ -23,6 +23,7 @@ from authx.exceptions import (
     JWTDecodeError,
     MissingTokenError,
     RevokedTokenError,
+    UnknownSubjectError,
 )
 from authx.redaction import RedactTokensFilter
 from authx.schema import RequestToken, TokenPayload, TokenResponse
@@ -157,10 +158,8 @@ class AuthX(WebSocketAuth, Generic[T]):
         data: dict[str, Any] | None = None,
         audience: str | Sequence[str] | None = None,
         scopes: Sequence[str] | None = None,
-        *args: Any,
-        **kwargs: Any,
     ) -> str:
-        """A signed access token for ``uid``."""
+        """A signed access token for ``uid``; an unknown option is a ``TypeError``."""
         return self._create_token(uid, "access", fresh, headers, expiry, data, audience, scopes)
 
     def create_refresh_token(
@@ -171,10 +170,8 @@ class AuthX(WebSocketAuth, Generic[T]):
         data: dict[str, Any] | None = None,
         audience: str | Sequence[str] | None = None,
         scopes: Sequence[str] | None = None,
-        *args: Any,
-        **kwargs: Any,
     ) -> str:
-        """A signed refresh token for ``uid``."""
+        """A signed refresh token for ``uid``; an unknown option is a ``TypeError``."""
         return self._create_token(uid, "refresh", False, headers, expiry, data, audience, scopes)
 
     def create_token_pair(
@@ -291,6 +288,21 @@ class AuthX(WebSocketAuth, Generic[T]):
         verify_csrf: bool | None = None,
         locations: Sequence[str] | None = None,
     ) -> TokenPayload:
+        _, payload = await self._authenticate_request(
+            request, type, verify_type, verify_fresh, verify_csrf, locations
+        )
+        return payload
+
+    async def _authenticate_request(
+        self,
+        request: Request,
+        type: str = "access",
+        verify_type: bool = True,
+        verify_fresh: bool = False,
+        verify_csrf: bool | None = None,
+        locations: Sequence[str] | None = None,
+    ) -> tuple[RequestToken, TokenPayload]:
+        """The token found in ``request`` and its payload, after every check passed."""
         config = self._config
         if verify_csrf is None:
             verify_csrf = (
@@ -303,7 +315,7 @@ class AuthX(WebSocketAuth, Generic[T]):
         )
         payload = self.verify_token(found, verify_type, verify_fresh, verify_csrf)
         await self._check_revoked(found.token, payload)
-        return payload
+        return found, payload
 
     # FastAPI dependencies --------------------------------------------------
 
@@ -494,7 +506,11 @@ class AuthX(WebSocketAuth, Generic[T]):
         """The subject returned by the subject getter for the request's access token."""
         self.ensure_request_exception_handlers(request)
         payload = await self._auth_required(request)
-        return await self._get_current_subject(payload.sub)
+        subject = await self._get_current_subject(payload.sub)
+        if subject is None:
+            # As Flask-JWT-Extended's user lookup error: the token is fine, its user is gone.
+            raise UnknownSubjectError("Unknown subject", login_type=self.login_type)
+        return subject
 
     # Errors ----------------------------------------------------------------
 

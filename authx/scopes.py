@@ -28,8 +28,12 @@ def has_required_scopes(
 ) -> bool:
     """Whether ``provided`` satisfies ``required``: all of them, or any with ``all_required=False``.
 
-    A token without scopes satisfies only an empty requirement.
+    A token without scopes satisfies only an empty requirement. A bare string is
+    refused (``TypeError``): it is not a list of scopes, and reading it as one
+    would grant ``"admin:*"`` every one-letter scope it contains.
     """
+    if isinstance(required, str | bytes) or isinstance(provided, str | bytes):
+        raise TypeError("scopes must be a list of strings, not a single string")
     required = list(required)
     if not required:
         return True

@@ -8,17 +8,20 @@ PyJWT's rules, and failures map onto the AuthX exception hierarchy.
 
 from __future__ import annotations
 
+import base64
 import binascii
-import functools
 import json
+import math
+import re
 import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from jwt.utils import base64url_decode, base64url_encode
+from jwt.utils import base64url_encode
 
+from authx._json import loads_object
 from authx._keys import KeySet, _build
 from authx.config import SYMMETRIC_ALGORITHMS
 from authx.exceptions import (
@@ -35,8 +38,6 @@ RESERVED_CLAIMS = frozenset(
     {"fresh", "csrf", "iat", "exp", "iss", "aud", "type", "jti", "nbf", "sub", "scopes"}
 )
 _JSON_SEPARATORS = (",", ":")
-_HEADER_CACHE_SIZE = 64
-_HEADERS: dict[bytes, dict[str, Any]] = {}
 
 
 def _timestamp(value: datetime | timedelta | float | None, now: float) -> float | None:
@@ -74,57 +75,111 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"claim value of type {type(value).__name__} is not JSON serialisable")
 
 
+#: A compact JWS in the base64url alphabet only: no padding, whitespace, ``+`` or ``/``.
+_COMPACT_JWS = re.compile(rb"([A-Za-z0-9_-]*)\.([A-Za-z0-9_-]*)\.([A-Za-z0-9_-]*)")
+#: Last characters whose unused low bits are zero, by segment length mod 4.
+_CANONICAL_LAST = {2: frozenset(b"AQgw"), 3: frozenset(b"AEIMQUYcgkosw048")}
+
+
+def _canonical(segment: bytes) -> bool:
+    """Whether ``segment`` is the only spelling of its bytes (RFC 4648 section 3.5)."""
+    rest = len(segment) & 3
+    if rest == 0:
+        return True
+    return rest != 1 and segment[-1] in _CANONICAL_LAST[rest]
+
+
 def _b64json(segment: bytes, what: str) -> dict[str, Any]:
+    # The segment already matched _SEGMENT: decoding cannot fail on the alphabet.
     try:
-        value = json.loads(base64url_decode(segment))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raw = base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError):  # pragma: no cover - excluded by _SEGMENT
         raise JWTDecodeError(f"Invalid token: invalid {what} encoding") from None
-    if not isinstance(value, dict):
+    value = loads_object(raw)
+    if value is None:
         raise JWTDecodeError(f"Invalid token: {what} must be a JSON object")
     return value
 
 
-def decode_jws(token: str, keys: KeySet, verify: bool = True) -> dict[str, Any]:
-    """Check the signature of a compact JWS and return its claims (not yet validated)."""
+def split_jws(token: str) -> tuple[bytes, bytes, bytes, bytes]:
+    """``(signing_input, header, payload, signature)`` segments of a canonical compact JWS."""
     if not token:
         raise JWTDecodeError("Token must not be empty")
     try:
         raw = token.encode("ascii")
-        signing_input, crypto_segment = raw.rsplit(b".", 1)
-        header_segment, payload_segment = signing_input.split(b".", 1)
-    except (UnicodeEncodeError, ValueError):
-        raise JWTDecodeError("Invalid token: Not enough segments") from None
-    header = _HEADERS.get(header_segment)
+    except UnicodeEncodeError:
+        raise JWTDecodeError("Invalid token: not base64url") from None
+    match = _COMPACT_JWS.fullmatch(raw)
+    if match is None:
+        if raw.count(b".") != 2:
+            raise JWTDecodeError("Invalid token: Not enough segments")
+        raise JWTDecodeError("Invalid token: not canonical base64url")
+    header, payload, signature = match.groups()
+    # One spelling per token: the unused bits of each segment's last character are zero.
+    if not (_canonical(header) and _canonical(payload) and _canonical(signature)):
+        raise JWTDecodeError("Invalid token: not canonical base64url")
+    return raw[: len(header) + 1 + len(payload)], header, payload, signature
+
+
+def _checked_header(segment: bytes) -> dict[str, Any]:
+    header = _b64json(segment, "header")
+    if "crit" in header or "b64" in header:
+        raise JWTDecodeError("Invalid token: unsupported critical header")
+    for name in ("alg", "typ", "kid", "cty"):
+        if name in header and not isinstance(header[name], str):
+            raise JWTDecodeError(f"Invalid token: header {name} must be a string")
+    if "alg" not in header:
+        raise JWTDecodeError("Invalid token: missing alg header")
+    return header
+
+
+def decode_jws(token: str, keys: KeySet, verify: bool = True) -> dict[str, Any]:
+    """Check the signature of a compact JWS and return its claims (not yet validated).
+
+    The header's ``alg`` only selects among the algorithms the keys allow; ``kid``,
+    ``jwk``, ``jku`` and ``x5u`` are never used to pick or fetch a key.
+    """
+    signing_input, header_segment, payload_segment, crypto_segment = split_jws(token)
+    # Only headers whose signature verified are cached (per key set), so junk
+    # tokens cannot fill the cache.
+    header = keys.headers.get(header_segment)
+    cached = header is not None
     if header is None:
-        header = _b64json(header_segment, "header")
-        if "crit" in header or header.get("b64") is False:
-            raise JWTDecodeError("Invalid token: unsupported critical header")
-        if len(_HEADERS) < _HEADER_CACHE_SIZE:
-            # Headers repeat from token to token ({"alg": ..., "typ": "JWT"}).
-            _HEADERS[header_segment] = header
+        header = _checked_header(header_segment)
     claims = _b64json(payload_segment, "payload")
     if not verify:
         return claims
-    candidates = keys.verifiers.get(header.get("alg"))  # type: ignore[arg-type]
+    candidates = keys.verifiers.get(header["alg"])
     if not candidates:
         raise JWTDecodeError("Invalid token: The specified alg value is not allowed")
-    try:
-        signature = base64url_decode(crypto_segment)
-    except (binascii.Error, ValueError):
-        raise JWTDecodeError("Invalid token: invalid crypto padding") from None
+    signature = base64.urlsafe_b64decode(crypto_segment + b"=" * (-len(crypto_segment) % 4))
     for alg, key in candidates:
         if alg.verify(signing_input, key, signature):
+            if not cached:
+                keys.remember_header(header_segment, header)
             return claims
     raise TokenInvalidSignatureError("Signature verification failed")
 
 
 def _numeric(claims: Mapping[str, Any], name: str) -> float | None:
+    """A NumericDate claim as a finite float; booleans, strings, NaN and infinities fail."""
     value = claims.get(name)
     if value is None:
+        if name in claims:
+            raise JWTDecodeError(f"Invalid token: {name} must be a number")
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if type(value) is float:
+        number = value
+    elif type(value) is int:
+        try:
+            number = float(value)
+        except OverflowError:
+            raise JWTDecodeError(f"Invalid token: {name} is out of range") from None
+    else:
         raise JWTDecodeError(f"Invalid token: {name} must be a number")
-    return float(value)
+    if not math.isfinite(number):
+        raise JWTDecodeError(f"Invalid token: {name} must be a finite number")
+    return number
 
 
 def validate_claims(
@@ -221,7 +276,6 @@ def build_claims(
     return claims
 
 
-@functools.lru_cache(maxsize=32)
 def _keys_for(key: str, algorithms: tuple[str, ...], signing: bool) -> KeySet:
     symmetric = algorithms[0] in SYMMETRIC_ALGORITHMS
     return _build(

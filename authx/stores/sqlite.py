@@ -18,6 +18,7 @@ import asyncio
 import functools
 import json
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -82,6 +83,8 @@ class SQLiteStore:
         # One worker thread owns the connection, so calls are serialised without a lock.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="authx-sqlite")
         self._connection: sqlite3.Connection | None = None
+        #: (device, inode) of the open file; None for ":memory:" or before the first use.
+        self._file_id: tuple[int, int] | None = None
         self._events = EventListener()
 
     async def revoke_token(self, jti: str, expires_at: float) -> None:
@@ -202,9 +205,20 @@ class SQLiteStore:
         return await loop.run_in_executor(self._executor, self._with_connection, work)
 
     def _with_connection(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        if self._connection is not None and not self._same_file():
+            self._disconnect()
         if self._connection is None:
+            if self._file_id is not None and not Path(self.path).exists():
+                # The file this store wrote to is gone: its revocations went with it, and
+                # a write now would not be seen by the other processes on this URL.
+                raise sqlite3.OperationalError(f"the store file {self.path} was deleted")
             self._connection = _connect(self.path, self.busy_timeout)
+            self._file_id = _file_id(self.path)
         return work(self._connection)
+
+    def _same_file(self) -> bool:
+        """Whether the path still names the file the connection has open."""
+        return self._file_id is None or _file_id(self.path) == self._file_id
 
     def _disconnect(self) -> None:
         if self._connection is not None:
@@ -240,6 +254,16 @@ def _pick(value: float | None, options: dict[str, float], name: str) -> float:
     if not chosen > 0:
         raise BadConfigurationError(f"SQLite store option {name!r} must be a positive number")
     return chosen
+
+
+def _file_id(path: str) -> tuple[int, int] | None:
+    if path == ":memory:":
+        return None
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return (-1, -1)
+    return (stat.st_dev, stat.st_ino)
 
 
 def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:

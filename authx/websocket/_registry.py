@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocket
@@ -15,6 +14,7 @@ from authx.exceptions import AuthXException, TooManyConnectionsError
 from authx.schema import TokenPayload
 from authx.stores import RevocationEvent
 from authx.websocket._deadlines import CALLBACK_CONTEXT, Deadlines
+from authx.websocket._result import ScopeRequirement
 from authx.websocket.session import WebSocketSession
 
 if TYPE_CHECKING:
@@ -23,8 +23,6 @@ if TYPE_CHECKING:
 __all__ = ["LiveRegistry"]
 
 logger = logging.getLogger("authx")
-
-SCOPE_KEY = "authx.session"
 
 
 class _Index:
@@ -98,14 +96,13 @@ class LiveRegistry:
         payload: TokenPayload,
         token: str,
         subprotocol_auth: bool = False,
+        requirements: Sequence[ScopeRequirement] = (),
     ) -> WebSocketSession:
-        """The session of ``websocket``, created and scheduled on first call."""
-        existing = websocket.scope.get(SCOPE_KEY)
-        if isinstance(existing, WebSocketSession):
-            return existing
+        """A new session for ``websocket``, indexed and scheduled (the caller records it)."""
         self._enforce_limit(payload.sub)
         session = WebSocketSession(websocket, payload, token, self, subprotocol_auth)
-        websocket.scope[SCOPE_KEY] = session
+        for requirement in requirements:
+            session.keep_requiring(requirement)
         self._by_subject.add(payload.sub, session)
         if payload.jti:
             self._by_token.add(payload.jti, session)
@@ -188,23 +185,6 @@ class LiveRegistry:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    def message_type(self, name: str) -> str:
-        return f"{self.config.JWT_WS_MESSAGE_PREFIX}{name}"
-
-    def refresh_token_in(self, text: Any) -> str | None:
-        """The token of an in-band refresh message, or None for any other message."""
-        kind = self.message_type("refresh")
-        if not isinstance(text, str) or kind not in text or not text.lstrip().startswith("{"):
-            return None
-        try:
-            data = json.loads(text)
-        except ValueError:
-            return None
-        if not isinstance(data, dict) or data.get("type") != kind:
-            return None
-        token = data.get("token")
-        return token if isinstance(token, str) else ""
 
     def log_refresh_failure(self, session: WebSocketSession, exc: AuthXException) -> None:
         logger.info(

@@ -10,9 +10,8 @@ one-time ticket from the store) and ``message`` (accept, then a first message
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import cast
 
 from starlette.websockets import WebSocket
 
@@ -24,6 +23,7 @@ from authx.exceptions import (
     OriginNotAllowedError,
 )
 from authx.schema import RequestToken, TokenLocation
+from authx.websocket._protocol import auth_token
 
 __all__ = [
     "PRE_ACCEPTED",
@@ -115,20 +115,6 @@ async def ws_request_token(websocket: WebSocket, config: AuthXConfig) -> Request
     raise MissingTokenError(f"Missing token in WebSocket {' or '.join(tried) or 'handshake'}")
 
 
-def auth_message_token(text: Any, config: AuthXConfig) -> str | None:
-    """The token of ``{"type": "<prefix>auth", "token": "..."}``, else None."""
-    if not isinstance(text, str):
-        return None
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None
-    if not isinstance(data, dict) or data.get("type") != f"{config.JWT_WS_MESSAGE_PREFIX}auth":
-        return None
-    token = data.get("token")
-    return token if isinstance(token, str) else None
-
-
 async def _from_first_message(websocket: WebSocket, config: AuthXConfig) -> RequestToken:
     """Accept, then wait ``JWT_WS_AUTH_MESSAGE_TIMEOUT`` for the authentication message.
 
@@ -148,7 +134,7 @@ async def _from_first_message(websocket: WebSocket, config: AuthXConfig) -> Requ
     if message["type"] != "websocket.receive":
         websocket.scope[PRE_ACCEPTED] = "disconnected"
         raise MissingTokenError("Connection closed before authenticating")
-    token = auth_message_token(message.get("text"), config)
+    token = auth_token(message.get("text"), config.JWT_WS_MESSAGE_PREFIX, config.JWT_MAX_TOKEN_SIZE)
     if token is None:
         raise MissingTokenError("The first message must be the authentication message")
     check_size(token, config)

@@ -10,25 +10,25 @@ in-band refresh messages. Deadlines are slots of the registry's shared timers
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from typing import TYPE_CHECKING, Any
 
 from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from authx.errors import close_code, close_reason
 from authx.exceptions import AuthXException
 from authx.schema import TokenPayload
+from authx.websocket import _result
 from authx.websocket._deadlines import Slot
+from authx.websocket._protocol import refresh_token, server_message
+from authx.websocket._result import ScopeRequirement
 from authx.websocket._transports import PRE_ACCEPTED, SUBPROTOCOL_PREFIX, safe_subprotocol
 
 if TYPE_CHECKING:
     from authx.websocket._registry import LiveRegistry
 
 __all__ = ["WebSocketSession"]
-
-#: Scope entries that reference the session (set by AuthX and the live registry).
-CLEARED_SCOPE_KEYS = ("authx.session", "authx.authenticated")
 
 
 class WebSocketSession:
@@ -47,6 +47,7 @@ class WebSocketSession:
         "_raw_receive",
         "_raw_send",
         "_registry",
+        "_requirements",
         "_subprotocol_auth",
         "_timer",
         "_warning",
@@ -71,6 +72,7 @@ class WebSocketSession:
         self.payload = payload
         self.token = token
         self._registry = registry
+        self._requirements: tuple[ScopeRequirement, ...] = ()
         self._timer: Slot[WebSocketSession] | None = None
         self._warning: Slot[WebSocketSession] | None = None
         # First-message authentication accepted at the ASGI level already: the
@@ -114,16 +116,24 @@ class WebSocketSession:
         self._registry.auth._check_scopes(self.payload, scopes, all_required)
         return self.payload
 
+    def keep_requiring(self, requirement: ScopeRequirement) -> None:
+        """Scopes every later token of this session must grant (the endpoint's)."""
+        if requirement not in self._requirements:
+            self._requirements = (*self._requirements, requirement)
+
     def has_scopes(self, *scopes: str, all_required: bool = True) -> bool:
         return self.payload.has_scopes(*scopes, all_required=all_required)
 
     async def refresh(self, token: str) -> TokenPayload:
         """Replace the session's token with a new access token for the same subject.
 
-        Raises the AuthX error when the token is not acceptable (the connection
-        stays open; the in-band protocol closes it with 4001 instead).
+        The new token must pass every check the handshake passed, the endpoint's
+        scopes included. Raises the AuthX error when it does not (the connection
+        stays open; the in-band protocol closes it with that error's close code).
         """
-        new = await self._registry.auth._verify_ws_refresh(token, self.payload.sub)
+        new = await self._registry.auth._verify_ws_refresh(
+            token, self.payload.sub, self._requirements
+        )
         old_jti = self.payload.jti
         _replace(self.payload, new)
         self.token = token
@@ -171,14 +181,16 @@ class WebSocketSession:
         """Tell the client its token expires soon."""
         self._warning = None
         if self.accepted and not self.ended:
-            message = {"type": self._registry.message_type("expiring"), "exp": self.expires_at}
-            self._registry.spawn(self._send_json(message))
+            prefix = self._registry.config.JWT_WS_MESSAGE_PREFIX
+            self._registry.spawn(
+                self._send_text(server_message(prefix, "expiring", self.expires_at))
+            )
 
     # ASGI plumbing ---------------------------------------------------------
 
-    async def _send_json(self, message: dict[str, Any]) -> None:
+    async def _send_text(self, text: str) -> None:
         try:
-            await self._raw_send({"type": "websocket.send", "text": json.dumps(message)})
+            await self._raw_send({"type": "websocket.send", "text": text})
         except (OSError, RuntimeError):
             self.end()
 
@@ -210,8 +222,7 @@ class WebSocketSession:
         websocket = self.websocket
         websocket._send = self._raw_send
         websocket._receive = self._raw_receive
-        for key in CLEARED_SCOPE_KEYS:
-            websocket.scope.pop(key, None)
+        _result.forget(websocket.scope)
 
     async def _send(self, message: Message) -> None:
         kind = message["type"]
@@ -242,7 +253,10 @@ class WebSocketSession:
             if kind == "websocket.disconnect":
                 self.end()
             elif kind == "websocket.receive" and self._registry.config.JWT_WS_INBAND_REFRESH:
-                token = self._registry.refresh_token_in(message.get("text"))
+                config = self._registry.config
+                token = refresh_token(
+                    message.get("text"), config.JWT_WS_MESSAGE_PREFIX, config.JWT_MAX_TOKEN_SIZE
+                )
                 if token is not None:
                     await self._inband_refresh(token)
                     continue
@@ -252,13 +266,13 @@ class WebSocketSession:
         try:
             await self.refresh(token)
         except AuthXException as exc:
-            config = self._registry.config
             self._registry.log_refresh_failure(self, exc)
-            await self.server_close(config.JWT_WS_CLOSE_CODE_UNAUTHENTICATED, exc.message[:120])
+            await self.server_close(
+                close_code(exc, self._registry.config), close_reason(exc.message)
+            )
             return
-        await self._send_json(
-            {"type": self._registry.message_type("refreshed"), "exp": self.expires_at}
-        )
+        prefix = self._registry.config.JWT_WS_MESSAGE_PREFIX
+        await self._send_text(server_message(prefix, "refreshed", self.expires_at))
 
 
 def _replace(payload: TokenPayload, new: TokenPayload) -> None:

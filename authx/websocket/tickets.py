@@ -30,24 +30,32 @@ class Tickets:
     def __init__(self, auth: AuthX[Any]) -> None:
         self._auth = auth
 
-    async def issue(self, payload: TokenPayload, origin: str | None = None) -> str:
-        """A ticket carrying ``payload`` (subject, scopes, expiry), bound to ``origin`` if given."""
+    async def issue(
+        self, payload: TokenPayload, origin: str | None = None, *, token: str | None = None
+    ) -> str:
+        """A ticket carrying ``payload`` (subject, scopes, expiry), bound to ``origin`` if given.
+
+        With ``token`` (the access token ``payload`` came from), redeeming the ticket
+        verifies that token again, so the ticket is never worth more than it.
+        """
         claims = payload.model_dump()
         claims["exp"] = payload.expires_at
         ticket = secrets.token_urlsafe(32)
         store = await self._auth.get_store()
+        data: dict[str, Any] = {"claims": claims, "origin": origin}
+        if token is not None:
+            data["token"] = token
         try:
-            await store.put_ticket(
-                ticket,
-                {"claims": claims, "origin": origin},
-                self._auth.config.JWT_WS_TICKET_TTL,
-            )
+            await store.put_ticket(ticket, data, self._auth.config.JWT_WS_TICKET_TTL)
         except Exception:  # noqa: BLE001 - a ticket that was not stored must not be handed out
             raise StoreUnavailableError("Ticket store unavailable") from None
         return ticket
 
-    async def redeem(self, ticket: str, websocket: WebSocket) -> TokenPayload:
-        """The payload of ``ticket``, now used up; unknown, expired or reused tickets fail."""
+    async def redeem(self, ticket: str, websocket: WebSocket) -> tuple[TokenPayload, str | None]:
+        """The payload of ``ticket``, now used up, and the token it was made from (if kept).
+
+        Unknown, expired or reused tickets fail; so does a ticket bound to another origin.
+        """
         store = await self._auth.get_store()
         try:
             data = await store.take_ticket(ticket)
@@ -60,11 +68,17 @@ class Tickets:
         origin = data.get("origin")
         if origin is not None:
             check_origin(websocket, [origin])
-        payload = TokenPayload.model_validate(data["claims"])
+        token = data.get("token")
+        if token is not None and not isinstance(token, str):
+            raise InvalidTicketError("Invalid or already used ticket")
+        try:
+            payload = TokenPayload.model_validate(data["claims"])
+        except ValueError:
+            raise InvalidTicketError("Invalid or already used ticket") from None
         expires_at = payload.expires_at
         if (
             expires_at is not None
             and expires_at + self._auth.config.JWT_DECODE_LEEWAY <= time.time()
         ):
             raise TokenExpiredError("Token has expired")
-        return payload
+        return payload, token

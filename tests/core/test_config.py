@@ -136,10 +136,30 @@ async def test_environment_config_authenticates(clean_env: pytest.MonkeyPatch) -
 
 
 def test_unknown_keyword_is_refused() -> None:
-    from pydantic import ValidationError
-
-    with pytest.raises(ValidationError):
+    with pytest.raises(BadConfigurationError, match="JWT_NOT_A_SETTING"):
         AuthXConfig(JWT_NOT_A_SETTING=1)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("JWT_WS_REJECTION", "closed"),
+        ("JWT_DECODE_LEEWAY", -1),
+        ("JWT_WS_CONNECTION_LIMIT", "drop"),
+        ("JWT_MAX_TOKEN_SIZE", 0),
+        ("JWT_COOKIE_SAMESITE", "sometimes"),
+    ],
+)
+def test_bad_values_are_bad_configuration(setting: str, value: Any) -> None:
+    # The README promises BadConfigurationError naming the setting, never pydantic's error.
+    with pytest.raises(BadConfigurationError, match=setting):
+        AuthXConfig(**{setting: value})
+
+
+def test_bad_configuration_never_echoes_the_value() -> None:
+    with pytest.raises(BadConfigurationError) as caught:
+        AuthXConfig(JWT_SECRET_KEY=["super-secret-value"])  # type: ignore[arg-type]
+    assert "super-secret-value" not in str(caught.value)
 
 
 @pytest.mark.parametrize(

@@ -269,9 +269,23 @@ def test_claims_written() -> None:
 
 
 def test_refresh_tokens_have_no_fresh_claim() -> None:
-    token_claims = claims(make_auth().create_refresh_token("alice", fresh=True))
+    token_claims = claims(make_auth().create_refresh_token("alice"))
     assert token_claims["type"] == "refresh"
     assert "fresh" not in token_claims
+
+
+@pytest.mark.parametrize(
+    ("create", "options"),
+    [
+        ("create_access_token", {"expires": timedelta(seconds=1)}),
+        ("create_access_token", {"scope": ["admin"]}),
+        ("create_refresh_token", {"fresh": True}),
+    ],
+)
+def test_misspelt_options_are_refused(create: str, options: dict[str, Any]) -> None:
+    # A misspelt option must not silently give a 15-minute token without scopes.
+    with pytest.raises(TypeError):
+        getattr(make_auth(), create)("alice", **options)
 
 
 def test_jti_is_unique() -> None:
