@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 from starlette.responses import Response
 
 from authx.config import AuthXConfig
 
-__all__ = ["set_token_cookies", "unset_token_cookies"]
+__all__ = ["Cookies", "set_token_cookies", "unset_token_cookies"]
 
 Kind = Literal["access", "refresh"]
 
@@ -89,3 +90,21 @@ def unset_token_cookies(response: Response, config: AuthXConfig, kind: str) -> N
             httponly=False,
             samesite=config.JWT_COOKIE_SAMESITE,
         )
+
+
+class Cookies:
+    """Sets and deletes one AuthX's token cookies with their CSRF cookies."""
+
+    def __init__(
+        self, config: Callable[[], AuthXConfig], csrf_of: Callable[[str], str | None]
+    ) -> None:
+        self._config = config
+        self._csrf_of = csrf_of
+
+    def set(self, kind: str, token: str, response: Response, max_age: int | None) -> None:
+        """Set the ``kind`` cookie to ``token`` (verified first) and its CSRF cookie."""
+        csrf = self._csrf_of(token) or None
+        set_token_cookies(response, self._config(), kind, token, csrf, max_age)
+
+    def unset(self, kind: str, response: Response) -> None:
+        unset_token_cookies(response, self._config(), kind)

@@ -5,15 +5,17 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from authx import token as _token
+from authx.config import AuthXConfig
 from authx.exceptions import AuthXException, JWTDecodeError, StoreUnavailableError
 from authx.schema import TokenPayload
 from authx.stores import RevocationEvent, Store, store_from_url
 
-if TYPE_CHECKING:
-    from authx.main import AuthX
+#: Called with every revocation, local or heard from the store; returns sessions closed.
+Listener = Callable[[RevocationEvent], Awaitable[int]]
 
 __all__ = ["Revocations", "redact_url"]
 
@@ -31,29 +33,46 @@ def redact_url(url: str) -> str:
 class Revocations:
     """The configured store (created on first use) and the revocation operations."""
 
-    def __init__(self, auth: AuthX[Any]) -> None:
-        self._auth = auth
+    def __init__(self, config: Callable[[], AuthXConfig]) -> None:
+        self._config = config
         # Built now (no I/O yet) so that a bad URL fails at start-up and the
         # driver import is not paid by the first request.
-        self._store: Store | None = store_from_url(auth.config.JWT_STORE_URL)
+        self._url = config().JWT_STORE_URL
+        self._store: Store | None = store_from_url(self._url)
         self._subscribed: Store | None = None
+        self._listeners: list[Listener] = []
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener`` for every revocation (this process's and the store's events)."""
+        self._listeners.append(listener)
 
     def set_store(self, store: Store) -> None:
         self._store = store
         self._subscribed = None
 
+    def reconfigure(self) -> None:
+        """Follow a new ``JWT_STORE_URL`` (after ``load_config``); the old store is dropped."""
+        url = self._config().JWT_STORE_URL
+        if url != self._url:
+            self._url = url
+            self.set_store(store_from_url(url))
+
+    async def _notify(self, event: RevocationEvent) -> None:
+        for listener in self._listeners:
+            await listener(event)
+
     async def store(self) -> Store:
         """The store named by ``JWT_STORE_URL``, subscribed to revocation events."""
         store = self._store
         if store is None:
-            store = self._store = store_from_url(self._auth.config.JWT_STORE_URL)
+            store = self._store = store_from_url(self._url)
         if self._subscribed is not store:
             self._subscribed = store
-            await store.subscribe(self._auth._live.apply)
+            await store.subscribe(self._notify)
         return store
 
     def _max_lifetime(self) -> float:
-        config = self._auth.config
+        config = self._config()
         lifetimes = [
             d.total_seconds()
             for d in (config.JWT_ACCESS_TOKEN_EXPIRES, config.JWT_REFRESH_TOKEN_EXPIRES)
@@ -63,7 +82,7 @@ class Revocations:
 
     def _log_unavailable(self, store: Store | None, exc: Exception) -> None:
         """Log a store failure, naming the store with its password masked."""
-        name = redact_url(store.url if store is not None else self._auth.config.JWT_STORE_URL)
+        name = redact_url(store.url if store is not None else self._url)
         logger.warning("authx: revocation store %s unavailable (%s)", name, type(exc).__name__)
 
     async def is_revoked(self, payload: TokenPayload) -> bool:
@@ -76,7 +95,7 @@ class Revocations:
             raise
         except Exception as exc:  # noqa: BLE001 - any store failure is answered by policy
             self._log_unavailable(store, exc)
-            if not self._auth.config.JWT_STORE_FAIL_OPEN:
+            if not self._config().JWT_STORE_FAIL_OPEN:
                 raise StoreUnavailableError("Revocation store unavailable") from None
             return False
 
@@ -85,7 +104,7 @@ class Revocations:
         jti, expires_at = token_or_jti, now + self._max_lifetime()
         if token_or_jti.count(".") == 2:
             try:
-                claims = _token.decode_jws(token_or_jti, self._auth._keys, verify=False)
+                claims = _token.unverified_claims(token_or_jti)
             except JWTDecodeError:
                 raise ValueError("revoke_token needs a token or a token id (jti)") from None
             if not isinstance(claims.get("jti"), str):
@@ -93,7 +112,7 @@ class Revocations:
             jti = claims["jti"]
             exp = claims.get("exp")
             if isinstance(exp, int | float):
-                expires_at = float(exp) + self._auth.config.JWT_DECODE_LEEWAY
+                expires_at = float(exp) + self._config().JWT_DECODE_LEEWAY
         event = RevocationEvent("token", jti)
         await self._record(event, lambda store: store.revoke_token(jti, expires_at))
         return event
@@ -114,7 +133,7 @@ class Revocations:
             # A revocation that cannot be stored must not look like a success.
             self._log_unavailable(store, exc)
             raise StoreUnavailableError("Revocation store unavailable") from None
-        await self._auth._live.apply(event)
+        await self._notify(event)
         try:
             await store.publish(event)
         except Exception as exc:  # noqa: BLE001

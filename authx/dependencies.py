@@ -4,24 +4,76 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from fastapi import Request, Response
 
 from authx.schema import TokenResponse
 
-if TYPE_CHECKING:
-    from authx.main import AuthX
-
 __all__ = ["AuthXDependency"]
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+
+class _Issuer(Protocol[T_co]):
+    """What a request bundle uses of :class:`~authx.AuthX` (its public methods)."""
+
+    def create_access_token(
+        self,
+        uid: str,
+        fresh: bool = ...,
+        headers: dict[str, Any] | None = ...,
+        expiry: datetime | timedelta | None = ...,
+        data: dict[str, Any] | None = ...,
+        audience: str | Sequence[str] | None = ...,
+        scopes: Sequence[str] | None = ...,
+    ) -> str: ...
+
+    def create_refresh_token(
+        self,
+        uid: str,
+        headers: dict[str, Any] | None = ...,
+        expiry: datetime | timedelta | None = ...,
+        data: dict[str, Any] | None = ...,
+        audience: str | Sequence[str] | None = ...,
+        scopes: Sequence[str] | None = ...,
+    ) -> str: ...
+
+    def create_token_pair(
+        self,
+        uid: str,
+        fresh: bool = ...,
+        headers: dict[str, Any] | None = ...,
+        access_expiry: datetime | timedelta | None = ...,
+        refresh_expiry: datetime | timedelta | None = ...,
+        data: dict[str, Any] | None = ...,
+        audience: str | Sequence[str] | None = ...,
+        access_scopes: Sequence[str] | None = ...,
+        refresh_scopes: Sequence[str] | None = ...,
+    ) -> TokenResponse: ...
+
+    def set_access_cookies(
+        self, token: str, response: Response, max_age: int | None = ...
+    ) -> None: ...
+
+    def set_refresh_cookies(
+        self, token: str, response: Response, max_age: int | None = ...
+    ) -> None: ...
+
+    def unset_access_cookies(self, response: Response) -> None: ...
+
+    def unset_refresh_cookies(self, response: Response) -> None: ...
+
+    def unset_cookies(self, response: Response) -> None: ...
+
+    async def get_current_subject(self, request: Request) -> T_co: ...
 
 
 class AuthXDependency(Generic[T]):
     """Token and cookie helpers bound to one request and the route's response."""
 
-    def __init__(self, _from: AuthX[T], request: Request, response: Response) -> None:
+    def __init__(self, _from: _Issuer[T], request: Request, response: Response) -> None:
         self._auth = _from
         self._request = request
         self._response = response
@@ -102,5 +154,5 @@ class AuthXDependency(Generic[T]):
     def unset_cookies(self, response: Response | None = None) -> None:
         self._auth.unset_cookies(response or self._response)
 
-    async def get_current_subject(self) -> T | None:
+    async def get_current_subject(self) -> T:
         return await self._auth.get_current_subject(self._request)

@@ -10,22 +10,54 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket, WebSocketState
 
+from authx import exceptions
+from authx._starlette import mark_closed, transport
 from authx._uvicorn_logs import mark_denied
 from authx.config import AuthXConfig
 from authx.exceptions import AuthXException, InsufficientScopeError
-from authx.websocket._transports import PRE_ACCEPTED, safe_subprotocol
+from authx.websocket._transports import Handshake, handshake_state, safe_subprotocol
 
-__all__ = ["error_response", "reject_websocket", "www_authenticate"]
+__all__ = [
+    "HANDLED",
+    "ErrorMessages",
+    "error_response",
+    "make_handler",
+    "reject_websocket",
+    "www_authenticate",
+]
 
 logger = logging.getLogger("authx")
 
 MessageFor = Callable[[AuthXException], str]
+
+
+class ErrorMessages:
+    """The messages of the JSON error bodies, overridable per instance or subclass
+    (``auth.MSG_RevokedTokenError = "..."``); None means the exception's own message."""
+
+    MSG_TokenError: ClassVar[str | None] = "Token Error"
+    MSG_MissingTokenError: ClassVar[str | None] = None
+    MSG_MissingCSRFTokenError: ClassVar[str | None] = None
+    MSG_TokenTypeError: ClassVar[str | None] = "Bad token type"
+    MSG_RevokedTokenError: ClassVar[str | None] = "Invalid token"
+    MSG_TokenRequiredError: ClassVar[str | None] = "Token required"
+    MSG_FreshTokenRequiredError: ClassVar[str | None] = "Fresh token required"
+    MSG_AccessTokenRequiredError: ClassVar[str | None] = "Access token required"
+    MSG_RefreshTokenRequiredError: ClassVar[str | None] = "Refresh token required"
+    MSG_CSRFError: ClassVar[str | None] = "CSRF double submit does not match"
+    MSG_JWTDecodeError: ClassVar[str | None] = "Invalid Token"
+    MSG_InsufficientScopeError: ClassVar[str | None] = None
+
+    def _error_message(self, exc: AuthXException) -> str:
+        message = getattr(self, f"MSG_{type(exc).__name__}", None)
+        return str(message) if message is not None else exc.message
+
 
 #: Close code used when the server, not the client, is at fault (store unreachable).
 CLOSE_UNAVAILABLE = 1011
@@ -102,19 +134,20 @@ async def reject_websocket(
     state = websocket.application_state
     if state == WebSocketState.DISCONNECTED or state == WebSocketState.RESPONSE:
         return
-    pre_accepted = websocket.scope.get(PRE_ACCEPTED)
-    if state == WebSocketState.CONNECTING and pre_accepted:
+    handshake = handshake_state(websocket)
+    if state == WebSocketState.CONNECTING and handshake is not None:
         # AuthX accepted it to read the authentication message: close with the code.
-        if pre_accepted is True:
+        if handshake is Handshake.ACCEPTED_BY_AUTHX:
+            _, send = transport(websocket)
             with contextlib.suppress(OSError, RuntimeError):
-                await websocket._send(
+                await send(
                     {
                         "type": "websocket.close",
                         "code": close_code(exc, config),
                         "reason": close_reason(message),
                     }
                 )
-        websocket.application_state = WebSocketState.DISCONNECTED
+        mark_closed(websocket)
         return
     if state == WebSocketState.CONNECTING and config.JWT_WS_REJECTION == "deny":
         if "websocket.http.response" in websocket.scope.get("extensions", {}):
@@ -146,3 +179,12 @@ def make_handler(
         return error_response(exc, message)
 
     return handler
+
+
+#: Every AuthX error class, registered by ``handle_errors`` (subclasses listed so that
+#: a user handler for a parent class does not shadow ours by accident).
+HANDLED: tuple[type[AuthXException], ...] = tuple(
+    cls
+    for cls in (getattr(exceptions, name) for name in exceptions.__all__)
+    if isinstance(cls, type) and issubclass(cls, AuthXException)
+)

@@ -28,7 +28,7 @@ import time
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -43,6 +43,8 @@ logger = logging.getLogger("authx")
 
 #: Seconds to connect and to wait for an answer before a command fails.
 DEFAULT_TIMEOUT = 0.5
+#: Connections per process, and seconds a command may wait for a free one.
+DEFAULT_MAX_CONNECTIONS, POOL_WAIT = 64, 2.0
 #: Seconds between the listener's reconnection attempts: first, then doubled up to the last.
 _BACKOFF_START, _BACKOFF_CAP = 0.05, 1.0
 
@@ -67,8 +69,14 @@ class RedisStore:
         client_url, url_prefix = _split_prefix(url)
         self.prefix = prefix or url_prefix or "authx"
         self.channel = f"{self.prefix}:revocations"
-        self._redis: Redis = Redis.from_url(
+        # A blocking pool: under a burst of handshakes, a command waits (up to
+        # POOL_WAIT seconds) for a free connection instead of failing at once, which
+        # would refuse valid tokens with 503 while Redis is healthy. ``max_connections``
+        # in the URL's query string overrides the default size.
+        pool = BlockingConnectionPool.from_url(
             client_url,
+            max_connections=DEFAULT_MAX_CONNECTIONS,
+            timeout=POOL_WAIT,
             socket_connect_timeout=DEFAULT_TIMEOUT,
             socket_timeout=DEFAULT_TIMEOUT,
             health_check_interval=10,
@@ -76,6 +84,7 @@ class RedisStore:
             # timeout: retries nest (connect, then command) and would multiply the wait.
             retry=Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,)),
         )
+        self._redis: Redis = Redis.from_pool(pool)  # closing the client closes the pool
         self._revoke = self._redis.register_script(_REVOKE_SCRIPT)
         self._events = EventListener()
 

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 from starlette.websockets import WebSocket
 
+from authx._verify import ScopeRequirement, Verifier
 from authx.config import AuthXConfig
 from authx.exceptions import AuthXException, TooManyConnectionsError
 from authx.schema import TokenPayload
 from authx.stores import RevocationEvent
 from authx.websocket._deadlines import CALLBACK_CONTEXT, Deadlines
-from authx.websocket._result import ScopeRequirement
 from authx.websocket.session import WebSocketSession
-
-if TYPE_CHECKING:
-    from authx.main import AuthX
 
 __all__ = ["LiveRegistry"]
 
@@ -76,8 +73,10 @@ class _Index:
 class LiveRegistry:
     """Index of open sessions; closes the ones a revocation or a limit concerns."""
 
-    def __init__(self, auth: AuthX[Any]) -> None:
-        self.auth = auth
+    def __init__(self, config: Callable[[], AuthXConfig], verifier: Verifier) -> None:
+        self._config = config
+        #: Checks the tokens and scopes of in-band refreshes.
+        self.verifier = verifier
         self._by_subject = _Index()
         self._by_token = _Index()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -86,7 +85,7 @@ class LiveRegistry:
 
     @property
     def config(self) -> AuthXConfig:
-        return self.auth.config
+        return self._config()
 
     # Membership ------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from authx._verify import ScopeRequirement
 from authx.schema import TokenLocation, TokenPayload
 
 if TYPE_CHECKING:
@@ -18,13 +19,10 @@ if TYPE_CHECKING:
 
     from authx.websocket.session import WebSocketSession
 
-__all__ = ["AuthResult", "ScopeRequirement", "forget", "read", "write"]
+__all__ = ["AuthResult", "forget", "read", "write"]
 
 #: The one scope key holding a connection's :class:`AuthResult`.
 SCOPE_KEY = "authx.auth"
-
-#: Scopes an endpoint requires (``ws_scopes_required``) and whether all are needed.
-ScopeRequirement = tuple[tuple[str, ...], bool]
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,12 +10,14 @@ one-time ticket from the store) and ``message`` (accept, then a first message
 from __future__ import annotations
 
 import asyncio
+import enum
 from collections.abc import Callable, Sequence
 from typing import cast
 
 from starlette.websockets import WebSocket
 
 from authx._locations import check_size, query_value, token_from_header
+from authx._starlette import transport
 from authx.config import AuthXConfig
 from authx.exceptions import (
     AuthMessageTimeoutError,
@@ -26,16 +28,33 @@ from authx.schema import RequestToken, TokenLocation
 from authx.websocket._protocol import auth_token
 
 __all__ = [
-    "PRE_ACCEPTED",
     "SUBPROTOCOL_PREFIX",
+    "Handshake",
     "check_origin",
+    "handshake_state",
     "safe_subprotocol",
     "ws_request_token",
 ]
 
 SUBPROTOCOL_PREFIX = "authx.bearer."
-#: Scope key set when AuthX accepted the socket itself (first-message authentication).
-PRE_ACCEPTED = "authx.pre_accepted"
+#: Scope key holding the :class:`Handshake` state when AuthX accepted the socket itself.
+_HANDSHAKE = "authx.handshake"
+
+
+class Handshake(enum.Enum):
+    """What AuthX did to a socket before the endpoint could (first-message transport)."""
+
+    #: Accepted to read the authentication message; the endpoint's accept() is a no-op.
+    ACCEPTED_BY_AUTHX = "accepted"
+    #: Accepted, then the client left before authenticating: nothing more to send.
+    CLIENT_LEFT = "client-left"
+
+
+def handshake_state(websocket: WebSocket) -> Handshake | None:
+    """What AuthX did to ``websocket`` itself, or None when it left the handshake alone."""
+    state = websocket.scope.get(_HANDSHAKE)
+    return state if isinstance(state, Handshake) else None
+
 
 Finder = Callable[[WebSocket, AuthXConfig], str | None]
 
@@ -121,18 +140,18 @@ async def _from_first_message(websocket: WebSocket, config: AuthXConfig) -> Requ
     The socket is accepted at the ASGI level only; the endpoint's own
     ``accept()`` later becomes a no-op (see ``WebSocketSession``).
     """
-    receive, send = websocket._receive, websocket._send
+    receive, send = transport(websocket)
     message = await receive()
     if message["type"] != "websocket.connect":
         raise MissingTokenError("Connection closed before authenticating")
     await send({"type": "websocket.accept", "subprotocol": safe_subprotocol(websocket)})
-    websocket.scope[PRE_ACCEPTED] = True
+    websocket.scope[_HANDSHAKE] = Handshake.ACCEPTED_BY_AUTHX
     try:
         message = await asyncio.wait_for(receive(), config.JWT_WS_AUTH_MESSAGE_TIMEOUT)
     except TimeoutError:
         raise AuthMessageTimeoutError("No authentication message in time") from None
     if message["type"] != "websocket.receive":
-        websocket.scope[PRE_ACCEPTED] = "disconnected"
+        websocket.scope[_HANDSHAKE] = Handshake.CLIENT_LEFT
         raise MissingTokenError("Connection closed before authenticating")
     token = auth_token(message.get("text"), config.JWT_WS_MESSAGE_PREFIX, config.JWT_MAX_TOKEN_SIZE)
     if token is None:

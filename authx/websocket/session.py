@@ -16,14 +16,20 @@ from typing import TYPE_CHECKING, Any
 from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from authx._starlette import transport, wrap_transport
+from authx._verify import ScopeRequirement
 from authx.errors import close_code, close_reason
 from authx.exceptions import AuthXException
 from authx.schema import TokenPayload
 from authx.websocket import _result
 from authx.websocket._deadlines import Slot
 from authx.websocket._protocol import refresh_token, server_message
-from authx.websocket._result import ScopeRequirement
-from authx.websocket._transports import PRE_ACCEPTED, SUBPROTOCOL_PREFIX, safe_subprotocol
+from authx.websocket._transports import (
+    SUBPROTOCOL_PREFIX,
+    Handshake,
+    handshake_state,
+    safe_subprotocol,
+)
 
 if TYPE_CHECKING:
     from authx.websocket._registry import LiveRegistry
@@ -77,17 +83,15 @@ class WebSocketSession:
         self._warning: Slot[WebSocketSession] | None = None
         # First-message authentication accepted at the ASGI level already: the
         # endpoint's own accept() must see a "connect" and must not re-accept.
-        self._pending_accept = websocket.scope.get(PRE_ACCEPTED) is True
+        self._pending_accept = handshake_state(websocket) is Handshake.ACCEPTED_BY_AUTHX
         self.accepted = self._pending_accept
         self._subprotocol_auth = subprotocol_auth
         self.ended = False
         #: Set when the server closed the connection (expiry, revocation, refresh failure).
         self.close_code: int | None = None
         self.close_reason = ""
-        self._raw_send = websocket._send
-        self._raw_receive = websocket._receive
-        websocket._send = self._send
-        websocket._receive = self._receive
+        self._raw_receive, self._raw_send = transport(websocket)
+        wrap_transport(websocket, self._receive, self._send)
 
     # What the endpoint sees ------------------------------------------------
 
@@ -113,7 +117,7 @@ class WebSocketSession:
 
     def require_scopes(self, *scopes: str, all_required: bool = True) -> TokenPayload:
         """Check ``scopes`` against the *current* token; raise InsufficientScopeError."""
-        self._registry.auth._check_scopes(self.payload, scopes, all_required)
+        self._registry.verifier.check_scopes(self.payload, scopes, all_required)
         return self.payload
 
     def keep_requiring(self, requirement: ScopeRequirement) -> None:
@@ -131,7 +135,7 @@ class WebSocketSession:
         scopes included. Raises the AuthX error when it does not (the connection
         stays open; the in-band protocol closes it with that error's close code).
         """
-        new = await self._registry.auth._verify_ws_refresh(
+        new = await self._registry.verifier.verify_refresh(
             token, self.payload.sub, self._requirements
         )
         old_jti = self.payload.jti
@@ -220,8 +224,7 @@ class WebSocketSession:
         """
         self.end()
         websocket = self.websocket
-        websocket._send = self._raw_send
-        websocket._receive = self._raw_receive
+        wrap_transport(websocket, self._raw_receive, self._raw_send)
         _result.forget(websocket.scope)
 
     async def _send(self, message: Message) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.websockets import WebSocket
 
+from authx.config import AuthXConfig
 from authx.exceptions import (
     AuthXException,
     InvalidTicketError,
@@ -16,10 +18,8 @@ from authx.exceptions import (
     TokenExpiredError,
 )
 from authx.schema import TokenPayload
+from authx.stores import Store
 from authx.websocket._transports import check_origin
-
-if TYPE_CHECKING:
-    from authx.main import AuthX
 
 __all__ = ["Tickets"]
 
@@ -27,8 +27,11 @@ __all__ = ["Tickets"]
 class Tickets:
     """Issue and redeem tickets through the AuthX store."""
 
-    def __init__(self, auth: AuthX[Any]) -> None:
-        self._auth = auth
+    def __init__(
+        self, config: Callable[[], AuthXConfig], store: Callable[[], Awaitable[Store]]
+    ) -> None:
+        self._config = config
+        self._store = store
 
     async def issue(
         self, payload: TokenPayload, origin: str | None = None, *, token: str | None = None
@@ -41,12 +44,12 @@ class Tickets:
         claims = payload.model_dump()
         claims["exp"] = payload.expires_at
         ticket = secrets.token_urlsafe(32)
-        store = await self._auth.get_store()
+        store = await self._store()
         data: dict[str, Any] = {"claims": claims, "origin": origin}
         if token is not None:
             data["token"] = token
         try:
-            await store.put_ticket(ticket, data, self._auth.config.JWT_WS_TICKET_TTL)
+            await store.put_ticket(ticket, data, self._config().JWT_WS_TICKET_TTL)
         except Exception:  # noqa: BLE001 - a ticket that was not stored must not be handed out
             raise StoreUnavailableError("Ticket store unavailable") from None
         return ticket
@@ -56,7 +59,7 @@ class Tickets:
 
         Unknown, expired or reused tickets fail; so does a ticket bound to another origin.
         """
-        store = await self._auth.get_store()
+        store = await self._store()
         try:
             data = await store.take_ticket(ticket)
         except AuthXException:
@@ -76,9 +79,6 @@ class Tickets:
         except ValueError:
             raise InvalidTicketError("Invalid or already used ticket") from None
         expires_at = payload.expires_at
-        if (
-            expires_at is not None
-            and expires_at + self._auth.config.JWT_DECODE_LEEWAY <= time.time()
-        ):
+        if expires_at is not None and expires_at + self._config().JWT_DECODE_LEEWAY <= time.time():
             raise TokenExpiredError("Token has expired")
         return payload, token

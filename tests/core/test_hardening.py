@@ -213,7 +213,7 @@ def test_scopes_must_be_lists_not_strings() -> None:
 
 def test_junk_headers_do_not_fill_the_header_cache() -> None:
     auth = make_auth()
-    keys = auth._keys
+    keys = auth._verifier.keys
     for n in range(200):
         junk = signed({"alg": "HS256", "junk": n}, claims(), secret="not-the-key-" + "x" * 40)
         with pytest.raises(AuthXException):

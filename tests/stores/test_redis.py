@@ -58,6 +58,23 @@ async def test_keys_expire_with_the_revocation(redis_url: str, raw: Redis) -> No
         await store.close()
 
 
+async def test_a_burst_larger_than_the_pool_waits_instead_of_failing(redis_url: str) -> None:
+    # Found by bench/load.py: past the pool's size, redis-py's default pool raised
+    # MaxConnectionsError at once, and valid tokens got 503 while Redis was healthy.
+    store = RedisStore(f"{redis_url}?prefix=burst&max_connections=2")
+    try:
+        await store.revoke_token("burst-jti", time.time() + 60)
+        answers = await asyncio.gather(
+            *(
+                store.is_revoked("burst-jti" if n % 2 else f"other-{n}", None, None)
+                for n in range(200)
+            )
+        )
+        assert answers == [n % 2 == 1 for n in range(200)]
+    finally:
+        await store.close()
+
+
 async def test_an_already_expired_revocation_writes_nothing(redis_url: str, raw: Redis) -> None:
     store = RedisStore(redis_url, prefix="expired")
     try:
