@@ -33,6 +33,7 @@ from authx.exceptions import (
 from authx.main import AuthX
 from authx.redaction import RedactTokensFilter
 from authx.schema import RequestToken, TokenPayload, TokenResponse
+from authx.websocket._result import AuthResult
 from authx.websocket.session import WebSocketSession
 
 __version__ = "0.1.0"
@@ -40,6 +41,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AccessTokenRequiredError",
     "AuthMessageTimeoutError",
+    "AuthResult",
     "AuthX",
     "AuthXConfig",
     "AuthXDependency",

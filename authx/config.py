@@ -7,6 +7,7 @@ Keys are checked once, when an :class:`~authx.AuthX` prepares them.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, Literal
@@ -263,28 +264,37 @@ class AuthXConfig(BaseSettings):
             )
         key = self.JWT_SECRET_KEY if self.is_algo_symmetric else crypto_value
         if not key:
+            needed = "JWT_SECRET_KEY" if self.is_algo_symmetric else "JWT_PRIVATE_KEY"
             raise BadConfigurationError(
-                f"JWT_ALGORITHM {self.JWT_ALGORITHM} requires a key, please set "
-                + (
-                    "JWT_SECRET_KEY"
-                    if self.is_algo_symmetric
-                    else "JWT_PRIVATE_KEY and JWT_PUBLIC_KEY"
-                )
+                f"JWT_ALGORITHM {self.JWT_ALGORITHM} requires a key, please set {needed}"
             )
         return key
 
+    # Deprecated: AuthX prepares its keys itself (``_keys``); nothing reads these.
+
     @property
     def private_key(self) -> str:
+        _deprecated("AuthXConfig.private_key", "JWT_SECRET_KEY / JWT_PRIVATE_KEY")
         return self._get_key(self.JWT_PRIVATE_KEY)
 
     @property
     def public_key(self) -> str:
+        _deprecated("AuthXConfig.public_key", "JWT_SECRET_KEY / JWT_PUBLIC_KEY")
         return self._get_key(self.JWT_PUBLIC_KEY)
 
     @property
     def previous_public_key(self) -> str | None:
+        _deprecated("AuthXConfig.previous_public_key", "JWT_PREVIOUS_SECRET_KEY / _PUBLIC_KEY")
         if self.is_algo_symmetric:
             return self.JWT_PREVIOUS_SECRET_KEY
         if self.is_algo_asymmetric:
             return self.JWT_PREVIOUS_PUBLIC_KEY
         return None
+
+
+def _deprecated(name: str, instead: str) -> None:
+    warnings.warn(
+        f"{name} is deprecated and will be removed; read {instead} instead",
+        DeprecationWarning,
+        stacklevel=3,
+    )

@@ -8,6 +8,7 @@ rejection is an authentication (4001) or an authorization (4003) failure.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
@@ -15,7 +16,6 @@ __all__ = [
     "AccessTokenRequiredError",
     "AuthMessageTimeoutError",
     "AuthXException",
-    "AuthxArgumentDeprecationWarning",
     "BadConfigurationError",
     "CSRFError",
     "FreshTokenRequiredError",
@@ -25,7 +25,6 @@ __all__ = [
     "JWTDecodeError",
     "MissingCSRFTokenError",
     "MissingTokenError",
-    "NoAuthorizationError",
     "OriginNotAllowedError",
     "RefreshTokenRequiredError",
     "RevokedTokenError",
@@ -89,10 +88,6 @@ class TokenInvalidAudienceError(JWTDecodeError):
 
 class TokenInvalidIssuerError(JWTDecodeError):
     """The ``iss`` claim does not match the expected issuer."""
-
-
-class NoAuthorizationError(AuthXException):
-    """Kept for compatibility; never raised."""
 
 
 class CSRFError(AuthXException):
@@ -211,9 +206,31 @@ class StoreUnavailableError(AuthXException):
     bearer_error = None
 
 
-class AuthxArgumentDeprecationWarning(DeprecationWarning):
-    """A deprecated argument was used."""
-
-
 class InsecureKeyWarning(UserWarning):
     """The configured HMAC secret is shorter than its algorithm's hash output."""
+
+
+class _NoAuthorizationError(AuthXException):
+    """Deprecated: never raised (a missing token is :class:`MissingTokenError`)."""
+
+
+class _AuthxArgumentDeprecationWarning(DeprecationWarning):
+    """Deprecated: never issued."""
+
+
+_DEPRECATED: dict[str, type] = {
+    "NoAuthorizationError": _NoAuthorizationError,
+    "AuthxArgumentDeprecationWarning": _AuthxArgumentDeprecationWarning,
+}
+
+
+def __getattr__(name: str) -> type:
+    """Deprecated names still import, with a warning, for one release."""
+    if name in _DEPRECATED:
+        warnings.warn(
+            f"authx.exceptions.{name} is never raised and will be removed",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return _DEPRECATED[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

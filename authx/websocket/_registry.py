@@ -14,6 +14,7 @@ from authx.config import AuthXConfig
 from authx.exceptions import AuthXException, TooManyConnectionsError
 from authx.schema import TokenPayload
 from authx.stores import RevocationEvent
+from authx.websocket import _result
 from authx.websocket._deadlines import CALLBACK_CONTEXT, Deadlines
 from authx.websocket.session import WebSocketSession
 
@@ -184,6 +185,10 @@ class LiveRegistry:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def release(self, session: WebSocketSession) -> None:
+        """The connection's task ended: its scope no longer holds its authentication."""
+        _result.forget(session.websocket.scope)
 
     def log_refresh_failure(self, session: WebSocketSession, exc: AuthXException) -> None:
         logger.info(

@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
 from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from authx._starlette import transport, wrap_transport
-from authx._verify import ScopeRequirement
+from authx._verify import ScopeRequirement, Verifier
+from authx.config import AuthXConfig
 from authx.errors import close_code, close_reason
 from authx.exceptions import AuthXException
 from authx.schema import TokenPayload
-from authx.websocket import _result
-from authx.websocket._deadlines import Slot
+from authx.websocket._deadlines import Deadlines, Slot
 from authx.websocket._protocol import refresh_token, server_message
 from authx.websocket._transports import (
     SUBPROTOCOL_PREFIX,
@@ -31,8 +32,28 @@ from authx.websocket._transports import (
     safe_subprotocol,
 )
 
-if TYPE_CHECKING:
-    from authx.websocket._registry import LiveRegistry
+
+class SessionHost(Protocol):
+    """What a session needs of the registry that holds it (``LiveRegistry``)."""
+
+    verifier: Verifier
+    expiries: Deadlines[WebSocketSession]
+    warnings: Deadlines[WebSocketSession]
+
+    @property
+    def config(self) -> AuthXConfig: ...
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None: ...
+
+    def remove(self, session: WebSocketSession) -> None: ...
+
+    def reindex(self, session: WebSocketSession, old_jti: str | None) -> None: ...
+
+    def log_refresh_failure(self, session: WebSocketSession, exc: AuthXException) -> None: ...
+
+    def release(self, session: WebSocketSession) -> None:
+        """The connection's task ended: drop every reference the connection holds."""
+
 
 __all__ = ["WebSocketSession"]
 
@@ -71,7 +92,7 @@ class WebSocketSession:
         websocket: WebSocket,
         payload: TokenPayload,
         token: str,
-        registry: LiveRegistry,
+        registry: SessionHost,
         subprotocol_auth: bool = False,
     ) -> None:
         self.websocket = websocket
@@ -225,7 +246,7 @@ class WebSocketSession:
         self.end()
         websocket = self.websocket
         wrap_transport(websocket, self._raw_receive, self._raw_send)
-        _result.forget(websocket.scope)
+        self._registry.release(self)
 
     async def _send(self, message: Message) -> None:
         kind = message["type"]
