@@ -24,7 +24,9 @@ def loads_object(text: str | bytes) -> dict[str, Any] | None:
     object"; nothing else is raised. Callers bound the size of ``text`` first.
     """
     try:
-        value = _DECODER.decode(text if isinstance(text, str) else text.decode("utf-8"))
+        text = (text if isinstance(text, str) else text.decode("utf-8")).strip()
+        # raw_decode: the scanner alone, without decode()'s two whitespace regexes.
+        value, end = _DECODER.raw_decode(text)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return None
-    return value if isinstance(value, dict) else None
+    return value if end == len(text) and isinstance(value, dict) else None

@@ -77,16 +77,8 @@ def _json_default(value: Any) -> Any:
 
 #: A compact JWS in the base64url alphabet only: no padding, whitespace, ``+`` or ``/``.
 _COMPACT_JWS = re.compile(rb"([A-Za-z0-9_-]*)\.([A-Za-z0-9_-]*)\.([A-Za-z0-9_-]*)")
-#: Last characters whose unused low bits are zero, by segment length mod 4.
+#: Last characters whose unused low bits are zero, by segment length mod 4 (RFC 4648 3.5).
 _CANONICAL_LAST = {2: frozenset(b"AQgw"), 3: frozenset(b"AEIMQUYcgkosw048")}
-
-
-def _canonical(segment: bytes) -> bool:
-    """Whether ``segment`` is the only spelling of its bytes (RFC 4648 section 3.5)."""
-    rest = len(segment) & 3
-    if rest == 0:
-        return True
-    return rest != 1 and segment[-1] in _CANONICAL_LAST[rest]
 
 
 def _b64json(segment: bytes, what: str) -> dict[str, Any]:
@@ -114,10 +106,12 @@ def split_jws(token: str) -> tuple[bytes, bytes, bytes, bytes]:
         if raw.count(b".") != 2:
             raise JWTDecodeError("Invalid token: Not enough segments")
         raise JWTDecodeError("Invalid token: not canonical base64url")
-    header, payload, signature = match.groups()
+    header, payload, signature = segments = match.groups()
     # One spelling per token: the unused bits of each segment's last character are zero.
-    if not (_canonical(header) and _canonical(payload) and _canonical(signature)):
-        raise JWTDecodeError("Invalid token: not canonical base64url")
+    for segment in segments:
+        rest = len(segment) & 3
+        if rest and (rest == 1 or segment[-1] not in _CANONICAL_LAST[rest]):
+            raise JWTDecodeError("Invalid token: not canonical base64url")
     return raw[: len(header) + 1 + len(payload)], header, payload, signature
 
 

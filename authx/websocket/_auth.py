@@ -59,23 +59,27 @@ class WebSocketAuthenticator:
             if current is None:
                 found = await ws_request_token(websocket, config)
                 payload, raw = await self._verify(found, websocket)
-                current = AuthResult(payload, found.location, token=raw)
+                location = found.location
+                requirements: tuple[ScopeRequirement, ...] = ()
+            else:
+                payload, raw, location = current.payload, current.token, current.location
+                requirements = current.requirements
             session = None
             if (
                 session_required
                 or config.JWT_WS_ENFORCE_LIFETIME
-                or current.location in ("subprotocol", "message")
+                or location in ("subprotocol", "message")
             ):
                 session = self._live.attach(
                     websocket,
-                    current.payload,
-                    current.token,
-                    subprotocol_auth=current.location == "subprotocol",
-                    requirements=current.requirements,
+                    payload,
+                    raw,
+                    subprotocol_auth=location == "subprotocol",
+                    requirements=requirements,
                 )
         except AuthXException as exc:
             raise self._verifier.stamp(exc) from None
-        result = replace(current, session=session)
+        result = AuthResult(payload, location, session, requirements, raw)
         _result.write(websocket.scope, result)
         return result
 
