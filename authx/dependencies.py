@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime, timedelta
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from fastapi import Request, Response
 
-from authx.schema import TokenResponse
+from authx._delegate import delegate
+from authx._issue import Issuer
 
 __all__ = ["AuthXDependency"]
 
@@ -16,42 +15,9 @@ T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
 
 
-class _Issuer(Protocol[T_co]):
-    """What a request bundle uses of :class:`~authx.AuthX` (its public methods)."""
-
-    def create_access_token(
-        self,
-        uid: str,
-        fresh: bool = ...,
-        headers: dict[str, Any] | None = ...,
-        expiry: datetime | timedelta | None = ...,
-        data: dict[str, Any] | None = ...,
-        audience: str | Sequence[str] | None = ...,
-        scopes: Sequence[str] | None = ...,
-    ) -> str: ...
-
-    def create_refresh_token(
-        self,
-        uid: str,
-        headers: dict[str, Any] | None = ...,
-        expiry: datetime | timedelta | None = ...,
-        data: dict[str, Any] | None = ...,
-        audience: str | Sequence[str] | None = ...,
-        scopes: Sequence[str] | None = ...,
-    ) -> str: ...
-
-    def create_token_pair(
-        self,
-        uid: str,
-        fresh: bool = ...,
-        headers: dict[str, Any] | None = ...,
-        access_expiry: datetime | timedelta | None = ...,
-        refresh_expiry: datetime | timedelta | None = ...,
-        data: dict[str, Any] | None = ...,
-        audience: str | Sequence[str] | None = ...,
-        access_scopes: Sequence[str] | None = ...,
-        refresh_scopes: Sequence[str] | None = ...,
-    ) -> TokenResponse: ...
+class _Auth(Protocol[T_co]):
+    """What a request bundle uses of :class:`~authx.AuthX` besides token creation
+    (forwarded by name below): cookies and the current subject."""
 
     def set_access_cookies(
         self, token: str, response: Response, max_age: int | None = ...
@@ -73,7 +39,7 @@ class _Issuer(Protocol[T_co]):
 class AuthXDependency(Generic[T]):
     """Token and cookie helpers bound to one request and the route's response."""
 
-    def __init__(self, _from: _Issuer[T], request: Request, response: Response) -> None:
+    def __init__(self, _from: _Auth[T], request: Request, response: Response) -> None:
         self._auth = _from
         self._request = request
         self._response = response
@@ -86,54 +52,10 @@ class AuthXDependency(Generic[T]):
     def response(self) -> Response:
         return self._response
 
-    def create_access_token(
-        self,
-        uid: str,
-        fresh: bool = False,
-        headers: dict[str, Any] | None = None,
-        expiry: datetime | timedelta | None = None,
-        data: dict[str, Any] | None = None,
-        audience: str | Sequence[str] | None = None,
-        scopes: Sequence[str] | None = None,
-    ) -> str:
-        return self._auth.create_access_token(
-            uid, fresh, headers, expiry, data, audience, scopes=scopes
-        )
-
-    def create_refresh_token(
-        self,
-        uid: str,
-        headers: dict[str, Any] | None = None,
-        expiry: datetime | timedelta | None = None,
-        data: dict[str, Any] | None = None,
-        audience: str | Sequence[str] | None = None,
-        scopes: Sequence[str] | None = None,
-    ) -> str:
-        return self._auth.create_refresh_token(uid, headers, expiry, data, audience, scopes=scopes)
-
-    def create_token_pair(
-        self,
-        uid: str,
-        fresh: bool = False,
-        headers: dict[str, Any] | None = None,
-        access_expiry: datetime | timedelta | None = None,
-        refresh_expiry: datetime | timedelta | None = None,
-        data: dict[str, Any] | None = None,
-        audience: str | Sequence[str] | None = None,
-        access_scopes: Sequence[str] | None = None,
-        refresh_scopes: Sequence[str] | None = None,
-    ) -> TokenResponse:
-        return self._auth.create_token_pair(
-            uid,
-            fresh=fresh,
-            headers=headers,
-            access_expiry=access_expiry,
-            refresh_expiry=refresh_expiry,
-            data=data,
-            audience=audience,
-            access_scopes=access_scopes,
-            refresh_scopes=refresh_scopes,
-        )
+    # Forwarded to AuthX, with the signatures of the methods they call.
+    create_access_token = delegate("_auth", Issuer.create_access_token)
+    create_refresh_token = delegate("_auth", Issuer.create_refresh_token)
+    create_token_pair = delegate("_auth", Issuer.create_token_pair)
 
     def set_access_cookies(
         self, token: str, response: Response | None = None, max_age: int | None = None
