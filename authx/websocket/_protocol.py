@@ -21,15 +21,19 @@ _ENVELOPE = 256
 def _token_of(text: Any, kind: str, max_token_size: int) -> str | None:
     """The ``token`` of a ``kind`` message; "" when the message has no usable token.
 
-    None means: not a ``kind`` message at all. A message too large to hold a token
-    of ``max_token_size`` counts as one with an unusable token, and is not parsed.
+    None means: not a ``kind`` message at all. A text that looks like one (an
+    object mentioning ``kind``) but is too large to hold a token of
+    ``max_token_size``, or is not parseable JSON (nesting too deep included),
+    counts as one with an unusable token: refused, never handed to the app.
     """
     if not isinstance(text, str) or kind not in text or not text.lstrip().startswith("{"):
         return None
     if len(text) > max_token_size + _ENVELOPE:
         return ""
     data = loads_object(text)
-    if data is None or data.get("type") != kind:
+    if data is None:
+        return ""
+    if data.get("type") != kind:
         return None
     token = data.get("token")
     return token if isinstance(token, str) else ""
