@@ -77,7 +77,12 @@ def _build(
     public: str | None,
     previous_secret: str | None,
     previous_public: str | None,
+    provider: bool = False,
 ) -> KeySet:
+    """The prepared keys; with an identity ``provider``, the application may have none,
+    and decode algorithms of the other key family are the provider's."""
+    if provider and not (secret or private or public):
+        return KeySet(algorithm=algorithm, signer=None)
     signer: tuple[Algorithm, Any] | None = None
     verifiers: dict[str, tuple[tuple[Algorithm, Any], ...]] = {}
     #: setting -> PyJWT's complaint about its length (every HMAC key that verifies counts).
@@ -109,6 +114,8 @@ def _build(
         alg = _algorithm(name, "JWT_DECODE_ALGORITHMS")
         symmetric = name in SYMMETRIC_ALGORITHMS
         if symmetric != (algorithm in SYMMETRIC_ALGORITHMS):
+            if provider:
+                continue  # e.g. own HS256 tokens beside a provider's RS256 ones
             raise BadConfigurationError(
                 f"JWT_DECODE_ALGORITHMS mixes {name} with JWT_ALGORITHM {algorithm}; "
                 "one key family serves both"
@@ -148,4 +155,5 @@ def keyset_for(config: AuthXConfig) -> KeySet:
         config.JWT_PUBLIC_KEY,
         config.JWT_PREVIOUS_SECRET_KEY,
         config.JWT_PREVIOUS_PUBLIC_KEY,
+        config.has_provider,
     )

@@ -8,17 +8,21 @@ sessions all ask it, so a token passes the same checks wherever it arrives.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from authx import token as _token
 from authx._callbacks import Callbacks
 from authx._keys import KeySet, keyset_for
 from authx._locations import check_size
+from authx._provider import Provider
 from authx._revocation import Revocations
 from authx.config import AuthXConfig
 from authx.exceptions import (
     AuthXException,
     InsufficientScopeError,
+    JWTDecodeError,
+    KeySourceUnavailableError,
     RevokedTokenError,
     TokenSubjectMismatchError,
 )
@@ -46,6 +50,7 @@ class Verifier:
         self._revocations = revocations
         self.login_type = login_type
         self._keyset: KeySet | None = None
+        self._provider: Provider | None = None
         self._stamp: tuple[AuthXConfig, int] | None = None
 
     @property
@@ -60,8 +65,39 @@ class Verifier:
             or stamp[1] != (config.revision)
         ):
             self._keyset = keyset_for(config)
+            self._provider = Provider(config) if config.has_provider else None
             self._stamp = (config, config.revision)
         return self._keyset
+
+    @property
+    def provider(self) -> Provider | None:
+        """The identity provider of the configuration, if any (its keys are cached)."""
+        self.keys  # noqa: B018 - rebuilds the provider too when the configuration changed
+        return self._provider
+
+    async def load_provider_keys(self) -> None:
+        """Fetch the identity provider's keys now; fail if none could be had."""
+        provider = self.provider
+        if provider is not None:
+            await provider.keys.refresh()
+            if not provider.keys.usable():
+                raise KeySourceUnavailableError("Identity provider keys unavailable")
+
+    async def prepare(self, encoded: str) -> None:
+        """Fetch the provider's keys a token needs, if it is a provider token.
+
+        Verification itself is synchronous and uses cached keys only; the async
+        front ends call this first. Malformed tokens are left for ``decode`` to refuse.
+        """
+        provider = self.provider
+        if provider is None:
+            return
+        try:
+            _, header, claims = _token.read_unverified(encoded)
+        except JWTDecodeError:
+            return
+        if provider.owns(header, claims, self.keys):
+            await provider.keys.ensure(header.get("kid"), header["alg"])
 
     def stamp(self, exc: AuthXException) -> AuthXException:
         """``exc`` with this AuthX's ``login_type`` (the error handlers report it)."""
@@ -78,12 +114,31 @@ class Verifier:
     ) -> TokenPayload:
         """The payload of ``encoded`` after its signature and claims were checked."""
         config = self._config()
-        claims = _token.decode_jws(encoded, self.keys, verify=verify)
+        keys, provider = self.keys, self._provider
+        if provider is None:
+            claims = _token.decode_jws(encoded, keys, verify=verify)
+            expected_issuer = issuer or config.JWT_DECODE_ISSUER
+        else:
+            routed: list[bool] = []
+
+            def select(header: Mapping[str, Any], claims: Mapping[str, Any]) -> Any:
+                routed.append(provider.owns(header, claims, keys))
+                return (
+                    provider.candidates(header)
+                    if routed[0]
+                    else keys.verifiers.get(header["alg"], ())
+                )
+
+            claims = _token.decode_jws(encoded, keys, verify=verify, select=select)
+            theirs = bool(routed and routed[0])
+            expected_issuer = issuer or (provider.issuer if theirs else provider.own_issuer)
+            if theirs:
+                claims = provider.access_claims(claims)
         if verify:
             _token.validate_claims(
                 claims,
                 audience=audience or config.JWT_DECODE_AUDIENCE,
-                issuer=issuer or config.JWT_DECODE_ISSUER,
+                issuer=expected_issuer,
                 leeway=config.JWT_DECODE_LEEWAY,
             )
         return TokenPayload.from_claims(claims, config.JWT_IDENTITY_CLAIM)
@@ -130,6 +185,7 @@ class Verifier:
         subject, the endpoint's scopes, the blocklist callback and the store.
         """
         check_size(encoded, self._config())
+        await self.prepare(encoded)
         payload = self.verify(RequestToken.found(encoded, "message"), verify_csrf=False)
         if payload.sub != sub:
             raise TokenSubjectMismatchError("Token subject mismatch", login_type=self.login_type)

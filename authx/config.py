@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from authx._jwks import check_provider_url
 from authx.exceptions import BadConfigurationError
 
 __all__ = ["AuthXConfig"]
@@ -144,6 +145,14 @@ class AuthXConfig(BaseSettings):
     JWT_WS_CONNECTION_LIMIT: Literal["reject", "close_oldest"] = "reject"
     JWT_WS_CLOSE_CODE_TOO_MANY: int = Field(default=4008, ge=1000, le=4999)
 
+    # Identity providers (JWKS, OpenID Connect discovery)
+    JWT_OIDC_ISSUER: str | None = None
+    JWT_JWKS_URL: str | None = None
+    JWT_JWKS_CACHE_SECONDS: float = Field(default=300, gt=0)
+    JWT_JWKS_MIN_REFETCH_SECONDS: float = Field(default=30, ge=0)
+    JWT_JWKS_GRACE_SECONDS: float = Field(default=3600, ge=0)
+    JWT_SCOPES_CLAIM: str = Field(default="scopes", min_length=1)
+
     # Stores
     JWT_STORE_URL: str = "memory://"
     JWT_STORE_FAIL_OPEN: bool = False
@@ -236,7 +245,28 @@ class AuthXConfig(BaseSettings):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _provider_urls_are_safe(self) -> AuthXConfig:
+        if self.JWT_OIDC_ISSUER is not None:
+            check_provider_url(self.JWT_OIDC_ISSUER, "JWT_OIDC_ISSUER")
+        if self.JWT_JWKS_URL is not None:
+            check_provider_url(self.JWT_JWKS_URL, "JWT_JWKS_URL")
+        return self
+
     # Derived values -------------------------------------------------------
+
+    @property
+    def has_provider(self) -> bool:
+        """Whether tokens of an identity provider are accepted (JWKS or discovery)."""
+        return self.JWT_OIDC_ISSUER is not None or self.JWT_JWKS_URL is not None
+
+    @property
+    def provider_algorithms(self) -> tuple[str, ...]:
+        """The asymmetric algorithms of ``JWT_DECODE_ALGORITHMS``, or RS256 by default."""
+        if "JWT_DECODE_ALGORITHMS" in self.model_fields_set and self.JWT_DECODE_ALGORITHMS:
+            chosen = [a for a in self.JWT_DECODE_ALGORITHMS if a in ASYMMETRIC_ALGORITHMS]
+            return tuple(chosen)
+        return ("RS256",)
 
     @property
     def decode_algorithms(self) -> list[str]:

@@ -23,6 +23,7 @@ __all__ = [
     "InsufficientScopeError",
     "InvalidTicketError",
     "JWTDecodeError",
+    "KeySourceUnavailableError",
     "MissingCSRFTokenError",
     "MissingTokenError",
     "OriginNotAllowedError",
@@ -195,6 +196,14 @@ class TooManyConnectionsError(AuthXException):
 
     status_code = 429
     failure = "limit"
+    bearer_error = None
+
+
+class KeySourceUnavailableError(AuthXException):
+    """The identity provider's keys could not be fetched and the cached ones are too old."""
+
+    status_code = 503
+    failure = "unavailable"
     bearer_error = None
 
 

@@ -81,8 +81,6 @@ class AuthX(ErrorMessages, Generic[T]):
     def _current_config(self) -> AuthXConfig:
         return self._config
 
-    # Configuration ---------------------------------------------------------
-
     @property
     def config(self) -> AuthXConfig:
         return self._config
@@ -96,8 +94,6 @@ class AuthX(ErrorMessages, Generic[T]):
         if config.JWT_REDACT_SERVER_LOGS:
             # uvicorn logs request paths with their query strings, tokens included.
             RedactTokensFilter.install(params=(config.JWT_QUERY_STRING_NAME, "ticket"))
-
-    # Token creation --------------------------------------------------------
 
     create_access_token = delegate("_issuer", Issuer.create_access_token)
     create_refresh_token = delegate("_issuer", Issuer.create_refresh_token)
@@ -253,6 +249,10 @@ class AuthX(ErrorMessages, Generic[T]):
     ) -> str:
         """A single-use ``?ticket=`` for ``payload``; with ``token``, redeeming re-verifies it."""
         return await self._ws.issue_ticket(payload, origin, token)
+
+    async def load_keys(self) -> None:
+        """Fetch the identity provider's keys now (at start-up); KeySourceUnavailableError."""
+        await self._verifier.load_provider_keys()
 
     async def ws_reject(self, websocket: WebSocket, exc: AuthXException) -> None:
         """Reject ``websocket`` for ``exc`` as ``JWT_WS_REJECTION`` says, whatever its state."""

@@ -15,10 +15,11 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from jwt.algorithms import Algorithm
 from jwt.utils import base64url_encode
 
 from authx._json import loads_object
@@ -127,18 +128,29 @@ def _checked_header(segment: bytes) -> dict[str, Any]:
     return header
 
 
+def read_unverified(token: str) -> tuple[bytes, dict[str, Any], dict[str, Any]]:
+    """``(header segment, header, claims)`` of a canonical JWS; signature NOT checked."""
+    _, header_segment, payload_segment, _ = split_jws(token)
+    return header_segment, _checked_header(header_segment), _b64json(payload_segment, "payload")
+
+
 def unverified_claims(token: str) -> dict[str, Any]:
     """The claims of a canonical compact JWS, signature NOT checked (for revoke_token)."""
-    _, header_segment, payload_segment, _ = split_jws(token)
-    _checked_header(header_segment)
-    return _b64json(payload_segment, "payload")
+    return read_unverified(token)[2]
 
 
-def decode_jws(token: str, keys: KeySet, verify: bool = True) -> dict[str, Any]:
+#: Picks the keys that may verify a token, from its checked header and its claims.
+Selector = Callable[[Mapping[str, Any], Mapping[str, Any]], Sequence[tuple[Algorithm, Any]]]
+
+
+def decode_jws(
+    token: str, keys: KeySet, verify: bool = True, select: Selector | None = None
+) -> dict[str, Any]:
     """Check the signature of a compact JWS and return its claims (not yet validated).
 
-    The header's ``alg`` only selects among the algorithms the keys allow; ``kid``,
-    ``jwk``, ``jku`` and ``x5u`` are never used to pick or fetch a key.
+    The header's ``alg`` only selects among the algorithms the keys allow; ``jwk``,
+    ``jku`` and ``x5u`` are never used, and ``kid`` only narrows the keys ``select``
+    (an identity provider's key ring) already holds.
     """
     signing_input, header_segment, payload_segment, crypto_segment = split_jws(token)
     # Only headers whose signature verified are cached (per key set), so junk
@@ -150,9 +162,15 @@ def decode_jws(token: str, keys: KeySet, verify: bool = True) -> dict[str, Any]:
     claims = _b64json(payload_segment, "payload")
     if not verify:
         return claims
-    candidates = keys.verifiers.get(header["alg"])
-    if not candidates:
-        raise JWTDecodeError("Invalid token: The specified alg value is not allowed")
+    candidates: Sequence[tuple[Algorithm, Any]] | None
+    if select is None:
+        candidates = keys.verifiers.get(header["alg"])
+        if not candidates:
+            raise JWTDecodeError("Invalid token: The specified alg value is not allowed")
+    else:
+        candidates = select(header, claims)
+        if not candidates:
+            raise JWTDecodeError("Invalid token: no key may verify it (alg or kid)")
     signature = base64.urlsafe_b64decode(crypto_segment + b"=" * (-len(crypto_segment) % 4))
     for alg, key in candidates:
         if alg.verify(signing_input, key, signature):

@@ -86,6 +86,7 @@ class WebSocketAuthenticator:
     async def _verify(self, found: RequestToken, websocket: WebSocket) -> tuple[TokenPayload, str]:
         """The verified payload of the handshake's token, and the raw access token."""
         if found.location != "ticket":
+            await self._verifier.prepare(found.token)
             payload = self._verifier.verify(found, verify_type=True, verify_csrf=False)
             await self._verifier.check_revoked(found.token, payload)
             return payload, found.token
@@ -96,6 +97,7 @@ class WebSocketAuthenticator:
                 raise RevokedTokenError("Token has been revoked")
             return payload, ""
         # A ticket is never worth more than its token: verify that token again, now.
+        await self._verifier.prepare(token)
         payload = self._verifier.verify(
             RequestToken.found(token, "ticket"), verify_type=True, verify_csrf=False
         )
