@@ -68,8 +68,7 @@ class HTTPAuth:
             )
         found = await self.find(request, locations, refresh=type != "access")
         assert found is not None  # noqa: S101 - not optional, so find() raised instead
-        await self._verifier.prepare(found.token)
-        payload = self._verifier.verify(found, verify_type, verify_fresh, verify_csrf)
+        payload = await self._verifier.verify_async(found, verify_type, verify_fresh, verify_csrf)
         await self._verifier.check_revoked(found.token, payload)
         return found, payload
 

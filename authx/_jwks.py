@@ -143,6 +143,11 @@ class ProviderKeys:
 
     # Keeping the cache fresh ---------------------------------------------------
 
+    def fresh(self, kid: Any, algorithm: str) -> bool:
+        """Whether the cache answers for ``kid``/``algorithm`` without a fetch."""
+        key = (kid if isinstance(kid, str) else None, algorithm)
+        return key in self._cache.index and self._clock() < self._cache.expires_at
+
     async def ensure(self, kid: Any, algorithm: str) -> None:
         """Make sure the cache can answer for ``kid``/``algorithm`` if the provider can.
 

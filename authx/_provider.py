@@ -16,7 +16,7 @@ from authx.exceptions import JWTDecodeError
 __all__ = ["Provider"]
 
 #: JWS ``typ`` values of access tokens (RFC 9068 ``at+jwt``) and plain JWTs.
-_ACCESS_TYPES = {None, "jwt", "at+jwt", "application/at+jwt"}
+_ACCESS_TYPES = frozenset({"jwt", "at+jwt", "application/at+jwt"})
 
 
 class Provider:
@@ -55,8 +55,9 @@ class Provider:
         return header["alg"] not in own.verifiers
 
     def candidates(self, header: Mapping[str, Any]) -> Sequence[tuple[Algorithm, Any]]:
-        if str(header.get("typ", "")).lower() not in _ACCESS_TYPES | {""}:
-            return ()  # an ID-token-like typ is fine; a refresh or logout token is not
+        typ = header.get("typ")
+        if typ is not None and typ.lower() not in _ACCESS_TYPES:
+            return ()  # a plain or access-token typ is fine; a logout or other token is not
         return self.keys.candidates(header.get("kid"), header["alg"])
 
     def access_claims(self, claims: dict[str, Any]) -> dict[str, Any]:

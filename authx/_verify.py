@@ -8,7 +8,7 @@ sessions all ask it, so a token passes the same checks wherever it arrives.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from authx import token as _token
@@ -21,7 +21,6 @@ from authx.config import AuthXConfig
 from authx.exceptions import (
     AuthXException,
     InsufficientScopeError,
-    JWTDecodeError,
     KeySourceUnavailableError,
     RevokedTokenError,
     TokenSubjectMismatchError,
@@ -83,22 +82,6 @@ class Verifier:
             if not provider.keys.usable():
                 raise KeySourceUnavailableError("Identity provider keys unavailable")
 
-    async def prepare(self, encoded: str) -> None:
-        """Fetch the provider's keys a token needs, if it is a provider token.
-
-        Verification itself is synchronous and uses cached keys only; the async
-        front ends call this first. Malformed tokens are left for ``decode`` to refuse.
-        """
-        provider = self.provider
-        if provider is None:
-            return
-        try:
-            _, header, claims = _token.read_unverified(encoded)
-        except JWTDecodeError:
-            return
-        if provider.owns(header, claims, self.keys):
-            await provider.keys.ensure(header.get("kid"), header["alg"])
-
     def stamp(self, exc: AuthXException) -> AuthXException:
         """``exc`` with this AuthX's ``login_type`` (the error handlers report it)."""
         if exc.login_type is None:
@@ -112,33 +95,69 @@ class Verifier:
         audience: str | Sequence[str] | None = None,
         issuer: str | None = None,
     ) -> TokenPayload:
-        """The payload of ``encoded`` after its signature and claims were checked."""
-        config = self._config()
+        """The payload of ``encoded`` after its signature and claims were checked.
+
+        Synchronous: an identity provider's keys come from the cache only (the
+        front ends use :meth:`verify_async`, which fetches them when needed).
+        """
+        keys = self.keys
+        if self._provider is None:
+            claims = _token.decode_jws(encoded, keys, verify=verify)
+            return self._payload(claims, verify, audience, issuer)
+        parsed = _token.parse_jws(encoded, keys)
+        return self._provider_payload(parsed, self._provider, verify, audience, issuer)
+
+    async def decode_async(self, encoded: str) -> TokenPayload:
+        """:meth:`decode`, fetching the identity provider's keys when its token needs them."""
         keys, provider = self.keys, self._provider
         if provider is None:
-            claims = _token.decode_jws(encoded, keys, verify=verify)
-            expected_issuer = issuer or config.JWT_DECODE_ISSUER
-        else:
-            routed: list[bool] = []
+            return self._payload(_token.decode_jws(encoded, keys), True, None, None)
+        parsed = _token.parse_jws(encoded, keys)
+        header = parsed.header
+        theirs = provider.owns(header, parsed.claims, keys)
+        if theirs and not provider.keys.fresh(header.get("kid"), header["alg"]):
+            await provider.keys.ensure(header.get("kid"), header["alg"])
+        return self._provider_payload(parsed, provider, True, None, None, theirs)
 
-            def select(header: Mapping[str, Any], claims: Mapping[str, Any]) -> Any:
-                routed.append(provider.owns(header, claims, keys))
-                return (
-                    provider.candidates(header)
-                    if routed[0]
-                    else keys.verifiers.get(header["alg"], ())
-                )
+    def _provider_payload(
+        self,
+        parsed: _token.ParsedJWS,
+        provider: Provider,
+        verify: bool,
+        audience: str | Sequence[str] | None,
+        issuer: str | None,
+        theirs: bool | None = None,
+    ) -> TokenPayload:
+        keys = self.keys
+        if theirs is None:
+            theirs = provider.owns(parsed.header, parsed.claims, keys)
+        claims = parsed.claims
+        if verify:
+            header = parsed.header
+            candidates = (
+                provider.candidates(header) if theirs else keys.verifiers.get(header["alg"])
+            )
+            claims = _token.check_signature(parsed, keys, candidates)
+        if theirs:
+            claims = provider.access_claims(claims)
+        # Each token is checked against its own issuer: the provider's, or the app's.
+        expected = issuer or (provider.issuer if theirs else provider.own_issuer)
+        return self._payload(claims, verify, audience, expected, own_default=False)
 
-            claims = _token.decode_jws(encoded, keys, verify=verify, select=select)
-            theirs = bool(routed and routed[0])
-            expected_issuer = issuer or (provider.issuer if theirs else provider.own_issuer)
-            if theirs:
-                claims = provider.access_claims(claims)
+    def _payload(
+        self,
+        claims: dict[str, Any],
+        verify: bool,
+        audience: str | Sequence[str] | None,
+        issuer: str | None,
+        own_default: bool = True,
+    ) -> TokenPayload:
+        config = self._config()
         if verify:
             _token.validate_claims(
                 claims,
                 audience=audience or config.JWT_DECODE_AUDIENCE,
-                issuer=expected_issuer,
+                issuer=issuer or (config.JWT_DECODE_ISSUER if own_default else None),
                 leeway=config.JWT_DECODE_LEEWAY,
             )
         return TokenPayload.from_claims(claims, config.JWT_IDENTITY_CLAIM)
@@ -153,6 +172,21 @@ class Verifier:
         """Signature and claims, then type, freshness and CSRF (not revocation)."""
         try:
             payload = self.decode(found.token)
+            found.check(payload, verify_type, verify_csrf, verify_fresh)
+        except AuthXException as exc:
+            raise self.stamp(exc) from None
+        return payload
+
+    async def verify_async(
+        self,
+        found: RequestToken,
+        verify_type: bool = True,
+        verify_fresh: bool = False,
+        verify_csrf: bool = True,
+    ) -> TokenPayload:
+        """:meth:`verify`, fetching an identity provider's keys when the token needs them."""
+        try:
+            payload = await self.decode_async(found.token)
             found.check(payload, verify_type, verify_csrf, verify_fresh)
         except AuthXException as exc:
             raise self.stamp(exc) from None
@@ -185,8 +219,8 @@ class Verifier:
         subject, the endpoint's scopes, the blocklist callback and the store.
         """
         check_size(encoded, self._config())
-        await self.prepare(encoded)
-        payload = self.verify(RequestToken.found(encoded, "message"), verify_csrf=False)
+        found = RequestToken.found(encoded, "message")
+        payload = await self.verify_async(found, verify_csrf=False)
         if payload.sub != sub:
             raise TokenSubjectMismatchError("Token subject mismatch", login_type=self.login_type)
         for scopes, all_required in requirements:

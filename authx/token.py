@@ -15,7 +15,8 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -139,20 +140,21 @@ def unverified_claims(token: str) -> dict[str, Any]:
     return read_unverified(token)[2]
 
 
-#: Picks the keys that may verify a token, from its checked header and its claims.
-Selector = Callable[[Mapping[str, Any], Mapping[str, Any]], Sequence[tuple[Algorithm, Any]]]
+@dataclass(slots=True)
+class ParsedJWS:
+    """A compact JWS split and parsed once: its header and claims, signature not checked."""
+
+    signing_input: bytes
+    header_segment: bytes
+    header: dict[str, Any]
+    header_cached: bool
+    claims: dict[str, Any]
+    signature_segment: bytes
 
 
-def decode_jws(
-    token: str, keys: KeySet, verify: bool = True, select: Selector | None = None
-) -> dict[str, Any]:
-    """Check the signature of a compact JWS and return its claims (not yet validated).
-
-    The header's ``alg`` only selects among the algorithms the keys allow; ``jwk``,
-    ``jku`` and ``x5u`` are never used, and ``kid`` only narrows the keys ``select``
-    (an identity provider's key ring) already holds.
-    """
-    signing_input, header_segment, payload_segment, crypto_segment = split_jws(token)
+def parse_jws(token: str, keys: KeySet) -> ParsedJWS:
+    """Split ``token`` (canonical segments only) and parse its header and claims."""
+    signing_input, header_segment, payload_segment, signature_segment = split_jws(token)
     # Only headers whose signature verified are cached (per key set), so junk
     # tokens cannot fill the cache.
     header = keys.headers.get(header_segment)
@@ -160,24 +162,40 @@ def decode_jws(
     if header is None:
         header = _checked_header(header_segment)
     claims = _b64json(payload_segment, "payload")
-    if not verify:
-        return claims
-    candidates: Sequence[tuple[Algorithm, Any]] | None
-    if select is None:
-        candidates = keys.verifiers.get(header["alg"])
-        if not candidates:
-            raise JWTDecodeError("Invalid token: The specified alg value is not allowed")
-    else:
-        candidates = select(header, claims)
-        if not candidates:
-            raise JWTDecodeError("Invalid token: no key may verify it (alg or kid)")
-    signature = base64.urlsafe_b64decode(crypto_segment + b"=" * (-len(crypto_segment) % 4))
+    return ParsedJWS(signing_input, header_segment, header, cached, claims, signature_segment)
+
+
+def check_signature(
+    parsed: ParsedJWS, keys: KeySet, candidates: Sequence[tuple[Algorithm, Any]] | None
+) -> dict[str, Any]:
+    """The claims of ``parsed`` once one of ``candidates`` verified its signature.
+
+    The header's ``alg`` only selects among the algorithms the keys allow; ``jwk``,
+    ``jku`` and ``x5u`` are never used, and ``kid`` only narrows the keys an
+    identity provider's key ring already holds.
+    """
+    if not candidates:
+        raise JWTDecodeError("Invalid token: no key may verify it (alg or kid not allowed)")
+    segment = parsed.signature_segment
+    signature = base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4))
     for alg, key in candidates:
-        if alg.verify(signing_input, key, signature):
-            if not cached:
-                keys.remember_header(header_segment, header)
-            return claims
+        if alg.verify(parsed.signing_input, key, signature):
+            if not parsed.header_cached:
+                keys.remember_header(parsed.header_segment, parsed.header)
+            return parsed.claims
     raise TokenInvalidSignatureError("Signature verification failed")
+
+
+def decode_jws(token: str, keys: KeySet, verify: bool = True) -> dict[str, Any]:
+    """Check the signature of a compact JWS with ``keys`` and return its claims
+    (not yet validated)."""
+    parsed = parse_jws(token, keys)
+    if not verify:
+        return parsed.claims
+    candidates = keys.verifiers.get(parsed.header["alg"])
+    if not candidates:
+        raise JWTDecodeError("Invalid token: The specified alg value is not allowed")
+    return check_signature(parsed, keys, candidates)
 
 
 def _numeric(claims: Mapping[str, Any], name: str) -> float | None:

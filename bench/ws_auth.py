@@ -31,6 +31,7 @@ from starlette.types import Message, Scope
 from starlette.websockets import WebSocket
 
 from authx.token import split_jws
+from bench._jwks_compare import measure_provider_tokens
 from bench._ws_app import SECRET, auth
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -403,6 +404,14 @@ async def main() -> int:
         f"HS256 token of {len(token)} bytes\n"
     )
     report_in_process(await measure_in_process(token), measure_canonical_check(token))
+    own_us, provider_us = await measure_provider_tokens(INPROC_REPEATS, INPROC_OPS // 4)
+    ratio = provider_us / own_us
+    print(
+        f"  own RS256 token                    {own_us:8.2f} µs\n"
+        f"  provider RS256 token (cached JWKS) {provider_us:8.2f} µs\n"
+        f"  ratio provider/own                 {ratio:8.2f}     target <= 1.1: "
+        f"{verdict(ratio <= 1.1)}"
+    )
     return 0 if report_server(await measure_server(token)) else 1
 
 

@@ -86,8 +86,7 @@ class WebSocketAuthenticator:
     async def _verify(self, found: RequestToken, websocket: WebSocket) -> tuple[TokenPayload, str]:
         """The verified payload of the handshake's token, and the raw access token."""
         if found.location != "ticket":
-            await self._verifier.prepare(found.token)
-            payload = self._verifier.verify(found, verify_type=True, verify_csrf=False)
+            payload = await self._verifier.verify_async(found, verify_csrf=False)
             await self._verifier.check_revoked(found.token, payload)
             return payload, found.token
         payload, token = await self._tickets.redeem(found.token, websocket)
@@ -97,9 +96,8 @@ class WebSocketAuthenticator:
                 raise RevokedTokenError("Token has been revoked")
             return payload, ""
         # A ticket is never worth more than its token: verify that token again, now.
-        await self._verifier.prepare(token)
-        payload = self._verifier.verify(
-            RequestToken.found(token, "ticket"), verify_type=True, verify_csrf=False
+        payload = await self._verifier.verify_async(
+            RequestToken.found(token, "ticket"), verify_csrf=False
         )
         await self._verifier.check_revoked(token, payload)
         return payload, token
