@@ -120,7 +120,13 @@ class ProviderKeys:
     @property
     def url(self) -> str:
         """Where the keys come from (the issuer until discovery named the JWKS)."""
-        return self._jwks_url or f"{self.issuer}/.well-known/openid-configuration"
+        return self._jwks_url or self._discovery_url
+
+    @property
+    def _discovery_url(self) -> str:
+        # OpenID Connect Discovery 4: a trailing "/" of the issuer is removed first;
+        # the document's issuer is still compared with the configured one exactly.
+        return f"{(self.issuer or '').rstrip('/')}/.well-known/openid-configuration"
 
     # What verification asks, synchronously, of the cache ----------------------
 
@@ -204,7 +210,7 @@ class ProviderKeys:
         )
 
     async def _discover(self) -> str:
-        document, _ = await self._get(f"{self.issuer}/.well-known/openid-configuration")
+        document, _ = await self._get(self._discovery_url)
         if document.get("issuer") != self.issuer:
             raise ValueError("discovery document names another issuer")
         jwks_uri = document.get("jwks_uri")

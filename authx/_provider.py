@@ -29,16 +29,13 @@ class Provider:
             issuer = config.JWT_DECODE_ISSUER if isinstance(config.JWT_DECODE_ISSUER, str) else None
         self.issuer = issuer
         self.keys = keys or ProviderKeys(
-            issuer=config.JWT_OIDC_ISSUER.rstrip("/") if config.JWT_OIDC_ISSUER else None,
+            issuer=config.JWT_OIDC_ISSUER,
             jwks_url=config.JWT_JWKS_URL,
             algorithms=config.provider_algorithms,
             cache_seconds=config.JWT_JWKS_CACHE_SECONDS,
             min_refetch_seconds=config.JWT_JWKS_MIN_REFETCH_SECONDS,
             grace_seconds=config.JWT_JWKS_GRACE_SECONDS,
         )
-        if config.JWT_OIDC_ISSUER is not None:
-            # Discovery compares the document's issuer with the configured one, exactly.
-            self.keys.issuer = config.JWT_OIDC_ISSUER
         self._scopes_claim = config.JWT_SCOPES_CLAIM
         #: The issuer the application's own tokens are checked against.
         self.own_issuer = (

@@ -73,6 +73,8 @@ class Revocations:
 
     def _max_lifetime(self) -> float:
         config = self._config()
+        if config.has_provider:
+            return _FALLBACK_LIFETIME  # a provider's tokens may live longer than ours
         lifetimes = [
             d.total_seconds()
             for d in (config.JWT_ACCESS_TOKEN_EXPIRES, config.JWT_REFRESH_TOKEN_EXPIRES)

@@ -162,6 +162,8 @@ class AuthXConfig(BaseSettings):
 
     #: Bumped on every assignment, so AuthX knows when to prepare its keys again.
     _revision: int = PrivateAttr(default=0)
+    #: Whether JWT_DECODE_ALGORITHMS was given (not filled in from JWT_ALGORITHM).
+    _decode_algorithms_chosen: bool = PrivateAttr(default=False)
 
     def __setattr__(self, name: str, value: Any) -> None:
         super().__setattr__(name, value)
@@ -227,6 +229,8 @@ class AuthXConfig(BaseSettings):
     def _decode_algorithms_follow_algorithm(self) -> AuthXConfig:
         if self.JWT_DECODE_ALGORITHMS is None:
             self.JWT_DECODE_ALGORITHMS = [self.JWT_ALGORITHM]
+        else:
+            self._decode_algorithms_chosen = True
         return self
 
     @model_validator(mode="after")
@@ -263,7 +267,7 @@ class AuthXConfig(BaseSettings):
     @property
     def provider_algorithms(self) -> tuple[str, ...]:
         """The asymmetric algorithms of ``JWT_DECODE_ALGORITHMS``, or RS256 by default."""
-        if "JWT_DECODE_ALGORITHMS" in self.model_fields_set and self.JWT_DECODE_ALGORITHMS:
+        if self._decode_algorithms_chosen and self.JWT_DECODE_ALGORITHMS:
             chosen = [a for a in self.JWT_DECODE_ALGORITHMS if a in ASYMMETRIC_ALGORITHMS]
             return tuple(chosen)
         return ("RS256",)

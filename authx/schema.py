@@ -145,11 +145,12 @@ class TokenPayload(BaseModel):
                 raise JWTDecodeError(f"Invalid token: missing claim '{identity_claim}'")
             claims = {**claims, "sub": claims[identity_claim]}
             claims.pop(identity_claim)
-        if "iat" not in claims or "type" not in claims:
-            # Unknown, not "now" and not "access": a token whose issue time is unknown
-            # counts as issued before any subject revocation, and a token without a
-            # type is refused wherever a type is required.
-            claims = {"iat": None, "type": None, **claims}
+        if "iat" not in claims or "type" not in claims or "jti" not in claims:
+            # Unknown, not "now", "access" or a random id: a token whose issue time is
+            # unknown counts as issued before any subject revocation, a token without
+            # a type is refused wherever a type is required, and a token without a
+            # jti has none to revoke (an invented one would revoke nothing).
+            claims = {"iat": None, "type": None, "jti": None, **claims}
         try:
             return cls.model_validate(claims)
         except ValidationError as exc:

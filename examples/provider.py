@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
 from authx import AuthX, AuthXConfig, TokenPayload
 
@@ -49,7 +49,7 @@ async def ws_ticket(ticket: str = auth.WS_TICKET) -> dict[str, str]:
 @app.websocket("/chat")
 async def chat(
     websocket: WebSocket,
-    payload: TokenPayload = Depends(auth.ws_scopes_required("chat:read")),
+    payload: TokenPayload = auth.ws_scopes_required("chat:read"),
 ) -> None:
     await websocket.accept()
     await websocket.send_json({"hello": payload.sub})

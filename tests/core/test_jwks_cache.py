@@ -237,3 +237,53 @@ def test_provider_urls_must_be_https_except_on_loopback(url: str, ok: bool) -> N
     else:
         with pytest.raises(BadConfigurationError, match="JWT_JWKS_URL"):
             check_provider_url(url, "JWT_JWKS_URL")
+
+
+async def test_an_issuer_with_a_trailing_slash_is_discovered_without_a_double_slash(
+    provider: Provider, clock: Clock
+) -> None:
+    # Auth0 issuers end with "/"; OpenID Connect Discovery 4 removes it before the path.
+    provider.add_rsa("k1")
+    seen: list[str] = []
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        if request.url.path == "/.well-known/openid-configuration":
+            return httpx.Response(
+                200, json={"issuer": "https://idp.test/", "jwks_uri": "https://idp.test/jwks"}
+            )
+        return await provider.handle(request)
+
+    keys = ProviderKeys(
+        issuer="https://idp.test/",
+        jwks_url=None,
+        algorithms=("RS256",),
+        cache_seconds=300,
+        min_refetch_seconds=30,
+        grace_seconds=600,
+        clock=clock,
+        client=httpx.AsyncClient(transport=httpx.MockTransport(handle)),
+    )
+    await keys.ensure("k1", "RS256")
+    assert seen == ["https://idp.test/.well-known/openid-configuration", "https://idp.test/jwks"]
+    assert keys.usable()
+
+
+async def test_a_discovery_document_of_another_issuer_is_refused(clock: Clock) -> None:
+    async def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200, json={"issuer": "https://evil.test", "jwks_uri": "https://evil.test/jwks"}
+        )
+
+    keys = ProviderKeys(
+        issuer="https://idp.test",
+        jwks_url=None,
+        algorithms=("RS256",),
+        cache_seconds=300,
+        min_refetch_seconds=30,
+        grace_seconds=600,
+        clock=clock,
+        client=httpx.AsyncClient(transport=httpx.MockTransport(handle)),
+    )
+    with pytest.raises(KeySourceUnavailableError):
+        await keys.ensure("k1", "RS256")

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from authx import AuthX, AuthXConfig
+from authx import AuthX, AuthXConfig, RequestToken
 from authx.exceptions import BadConfigurationError
 
 
@@ -265,3 +265,26 @@ def test_provider_urls_must_be_https_outside_loopback() -> None:
         AuthXConfig(JWT_OIDC_ISSUER="http://idp.example.com")
     with pytest.raises(BadConfigurationError, match="JWT_JWKS_URL"):
         AuthXConfig(JWT_JWKS_URL="http://idp.example.com/jwks")
+
+
+async def test_a_provider_token_without_jti_has_none(provider: FakeProvider) -> None:
+    auth = provider_auth(provider)
+    await auth.load_keys()
+    payload = auth.verify_token(RequestToken(token=provider.token(), location="headers"))
+    assert payload.jti is None  # not an invented id that revoke_token would accept in vain
+
+
+async def test_subject_revocation_outlives_the_apps_own_token_lifetimes(
+    provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A provider token may live longer than the app's own tokens: the revocation must too.
+    auth = provider_auth(provider, JWT_ACCESS_TOKEN_EXPIRES=1, JWT_REFRESH_TOKEN_EXPIRES=None)
+    store = await auth.get_store()
+    token = provider.token(sub="rita", exp=int(time.time()) + 3600)
+    await auth.revoke_subject("rita")
+    assert (await status(auth, token))[0] == 401
+    # An hour later (the app's own tokens live one second), the revocation still holds.
+    issued = time.time() - 5
+    later = time.time() + 3600
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert await store.is_revoked(None, "rita", issued)
