@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench load mutation fuzz clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,5 +33,28 @@ bench: $(BIN)/.installed-test
 	$(BIN)/python bench/ws_auth.py
 	$(BIN)/python bench/live_connections.py
 
+# The security tests with the long Hypothesis profile (20,000 examples a property).
+fuzz: $(BIN)/.installed-test
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest tests/security -q
+
+# 2,000 WebSocket clients, bad tokens, revocations and a Redis outage (needs redis-server).
+load: $(BIN)/.installed-test
+	$(BIN)/python bench/load.py
+
+# Mutation testing of the security path (see CONTRIBUTING.md); not part of `make test`.
+# A fresh run each time: mutmut keeps old verdicts, so a new test would not re-check them.
+MUTMUT_VERSION := 3.8.1
+MUTATION_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+MUTATION_MIN_SCORE ?= 90
+
+$(BIN)/.installed-mutation: $(BIN)/.installed-test
+	$(BIN)/pip install --quiet "mutmut==$(MUTMUT_VERSION)"
+	touch $@
+
+mutation: $(BIN)/.installed-mutation
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children $(MUTATION_JOBS)
+	$(BIN)/python -m tools.mutation_report --min-score $(MUTATION_MIN_SCORE)
+
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache mutants

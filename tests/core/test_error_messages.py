@@ -288,3 +288,18 @@ async def test_token_kind_refusals(path: str, made: str, error_type: str) -> Non
     token = auth.create_refresh_token("a") if made == "refresh" else auth.create_access_token("a")
     response = await request(auth, "GET", path, headers=bearer(token))
     assert (response.status_code, response.json()["error_type"]) == (401, error_type)
+
+
+async def test_access_token_is_looked_for_by_default() -> None:
+    from starlette.requests import Request
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/",
+        "headers": [(b"cookie", b"access_token_cookie=a; refresh_token_cookie=r")],
+        "query_string": b"",
+    }
+    config = make_config(JWT_TOKEN_LOCATION=["cookies"], JWT_COOKIE_CSRF_PROTECT=False)
+    found = await get_token_from_request(Request(scope), config)
+    assert (found.token, found.type) == ("a", "access")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+import types
 from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
-from core_support import SECRET
+from core_support import SECRET, get_access, make_auth
 
+import authx.schema
 from authx import RequestToken, TokenPayload
 from authx.exceptions import (
     AccessTokenRequiredError,
@@ -185,3 +187,54 @@ def test_malformed_claims_message_names_the_claims() -> None:
     with pytest.raises(JWTDecodeError) as raised:
         TokenPayload.from_claims({"sub": 7, "scopes": "admin", "type": "access", "iat": 1})
     assert raised.value.message == "Invalid token: bad claims ['scopes', 'sub']"
+
+
+# Claims a token may lack: never filled in with "now", "access" or an invented id -----------------
+
+
+def signed(claims: dict[str, object]) -> str:
+    import base64
+    import hashlib
+    import hmac
+    import json
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    head = b64(b'{"alg":"HS256","typ":"JWT"}')
+    body = b64(json.dumps(claims).encode())
+    signature = hmac.new(SECRET.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{b64(signature)}"
+
+
+@pytest.mark.parametrize("missing", ["iat", "type", "jti"])
+def test_a_missing_claim_stays_unknown(missing: str) -> None:
+    claims = {"sub": "alice", "iat": 1_700_000_000, "type": "access", "jti": "j-1"}
+    del claims[missing]
+    payload = TokenPayload.from_claims(claims)
+    assert getattr(payload, missing) is None
+    for other in {"iat", "type", "jti"} - {missing}:
+        assert getattr(payload, other) == claims[other]
+
+
+async def test_token_without_iat_stays_revoked_by_an_earlier_subject_revocation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    auth = make_auth()
+    await auth.revoke_subject("alice")
+    token = signed({"sub": "alice", "type": "access", "jti": "j-1"})
+    # Later on: a token whose issue time is unknown must not count as issued "now".
+    later = time.time() + 100
+    monkeypatch.setattr(authx.schema, "time", types.SimpleNamespace(time=lambda: later))
+    response = await get_access(auth, token)
+    assert (response.status_code, response.json()["error_type"]) == (401, "RevokedTokenError")
+
+
+async def test_token_without_type_is_not_an_access_token() -> None:
+    auth = make_auth()
+    token = signed({"sub": "alice", "iat": int(time.time()), "jti": "j-1"})
+    response = await get_access(auth, token)
+    assert (response.status_code, response.json()["error_type"]) == (
+        401,
+        "AccessTokenRequiredError",
+    )

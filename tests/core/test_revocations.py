@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from core_support import bearer, get_access, make_auth
+from core_support import bearer, get_access, make_auth, make_config
 
 from authx import AuthX
 from authx._revocation import redact_url
@@ -300,3 +300,45 @@ async def test_store_failing_to_subscribe_on_a_request_is_logged_under_its_own_u
     assert "revocation store redis://:***@store.test:6379/0 unavailable (ConnectionError)" in (
         caplog.text
     )
+
+
+async def test_store_is_subscribed_to_once() -> None:
+    auth, store = with_store()
+    subscriptions: list[object] = []
+    subscribe = store.subscribe
+
+    async def counting(subscriber: Any) -> None:
+        subscriptions.append(subscriber)
+        await subscribe(subscriber)
+
+    store.subscribe = counting  # type: ignore[method-assign]
+    token = auth.create_access_token("alice")
+    for _ in range(3):
+        assert (await get_access(auth, token)).status_code == 200
+    await auth.revoke_subject("bob")
+    assert len(subscriptions) == 1
+
+
+async def test_new_config_with_another_store_url_gets_another_store() -> None:
+    auth = make_auth(JWT_STORE_URL="memory://first")
+    first = await auth.get_store()
+    assert first.url == "memory://first"
+    auth.load_config(make_config(JWT_STORE_URL="memory://first", JWT_DECODE_LEEWAY=5))
+    assert await auth.get_store() is first
+    auth.load_config(make_config(JWT_STORE_URL="memory://second"))
+    second = await auth.get_store()
+    assert second is not first
+    assert second.url == "memory://second"
+    auth.load_config(make_config(JWT_STORE_URL="memory://second", JWT_DECODE_LEEWAY=5))
+    assert await auth.get_store() is second
+    # The new store is the one revocations go to and come from.
+    token = auth.create_access_token("alice")
+    await auth.revoke_token(token)
+    assert await second.is_revoked(auth._decode_token(token).jti, None, None)
+    assert (await get_access(auth, token)).json()["error_type"] == "RevokedTokenError"
+
+
+def test_new_config_with_a_bad_store_url_fails_when_loaded() -> None:
+    auth = make_auth()
+    with pytest.raises(BadConfigurationError, match="JWT_STORE_URL"):
+        auth.load_config(make_config(JWT_STORE_URL="bogus://x"))

@@ -16,6 +16,7 @@ from authx.exceptions import (
     JWTDecodeError,
     TokenInvalidAudienceError,
     TokenInvalidIssuerError,
+    TokenInvalidSignatureError,
 )
 from authx.token import create_token, decode_token, validate_claims
 
@@ -357,3 +358,25 @@ def test_audience(aud: Any, audience: Any, ok: bool) -> None:
         with pytest.raises(TokenInvalidAudienceError) as raised:
             validate_claims(claims, audience=audience)
         assert raised.value.message == "Invalid audience"
+
+
+def test_a_float_overflowing_to_infinity_is_refused() -> None:
+    import hashlib
+    import hmac
+
+    head = b64(b'{"alg":"HS256"}')
+    body = b64(b'{"sub":"a","exp":1e400}')
+    signature = hmac.new(SECRET.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+    assert decode_error(f"{head}.{body}.{b64(signature)}") == (
+        "Invalid token: exp must be a finite number"
+    )
+
+
+@pytest.mark.parametrize("length", [35, 38, 39, 42])
+def test_signature_of_any_canonical_length_is_a_signature_error(length: int) -> None:
+    """Signature segments of unusual lengths decode (padding added as needed) and fail
+    verification: a signature error, never a crash."""
+    header, payload, _ = GOOD.split(".")
+    signature = "A" * length
+    with pytest.raises(TokenInvalidSignatureError):
+        decode_token(f"{header}.{payload}.{signature}", SECRET)
