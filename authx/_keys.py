@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any
 
 from jwt.algorithms import Algorithm, get_default_algorithms
@@ -62,6 +65,16 @@ class KeySet:
                 f"JWT_ALGORITHM {self.algorithm} needs JWT_PRIVATE_KEY to create tokens"
             )
         return self.signer
+
+
+def _outside_authx() -> int:
+    """The ``stacklevel`` of the first frame outside this package: the user's line."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame: FrameType | None = sys._getframe(1)
+    level = 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _public_from_private(private: Any) -> Any:
@@ -141,7 +154,7 @@ def _build(
                 keys.append((alg, _prepare(name, previous_public, "JWT_PREVIOUS_PUBLIC_KEY")))
         verifiers[name] = tuple(keys)
     for setting, complaint in short.items():
-        warnings.warn(f"{setting}: {complaint}", InsecureKeyWarning, stacklevel=4)
+        warnings.warn(f"{setting}: {complaint}", InsecureKeyWarning, stacklevel=_outside_authx())
     return KeySet(algorithm=algorithm, signer=signer, verifiers=verifiers)
 
 

@@ -7,6 +7,7 @@ Keys are checked once, when an :class:`~authx.AuthX` prepares them.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Sequence
 from datetime import timedelta
@@ -39,6 +40,9 @@ ASYMMETRIC_ALGORITHMS = frozenset(
 TOKEN_LOCATIONS = ("headers", "cookies", "query", "json")
 WS_TOKEN_LOCATIONS = ("query", "headers", "subprotocol", "cookies", "ticket", "message")
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
+
+#: An origin as a browser sends it in the Origin header.
+_ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:[0-9]{1,5})?")
 
 TokenLocation = Literal["headers", "cookies", "query", "json"]
 
@@ -245,6 +249,14 @@ class AuthXConfig(BaseSettings):
                     "JWT_WS_TOKEN_LOCATION includes 'cookies': set JWT_WS_ALLOWED_ORIGINS to the "
                     "origins allowed to open cookie-authenticated WebSockets"
                 )
+            for origin in self.JWT_WS_ALLOWED_ORIGINS:
+                if origin not in ("*", "null") and not _ORIGIN.fullmatch(origin):
+                    # Browsers send a lowercase scheme://host[:port]; anything else
+                    # would silently never match.
+                    raise BadConfigurationError(
+                        f"JWT_WS_ALLOWED_ORIGINS entry {origin!r} is not an origin as browsers "
+                        "send it: lowercase scheme://host[:port], no path or trailing slash"
+                    )
             if "*" in self.JWT_WS_ALLOWED_ORIGINS or "null" in self.JWT_WS_ALLOWED_ORIGINS:
                 raise BadConfigurationError(
                     "JWT_WS_ALLOWED_ORIGINS must list real origins (no '*' or 'null') "

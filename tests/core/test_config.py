@@ -263,3 +263,27 @@ def test_long_secret_does_not_warn() -> None:
         warnings.simplefilter("error")
         auth = AuthX(config=AuthXConfig(JWT_SECRET_KEY="x" * 32 + short_secret()))
         auth.create_access_token("alice")
+
+
+def test_short_secret_warning_points_at_the_callers_line() -> None:
+    with pytest.warns(InsecureKeyWarning) as record:
+        AuthX(config=AuthXConfig(JWT_SECRET_KEY=short_secret()))
+    assert record[0].filename == __file__
+
+
+@pytest.mark.parametrize(
+    "origin",
+    ["https://App.example.com", "https://app.example.com/", "app.example.com", "https://a.b/c"],
+)
+def test_allowed_origins_must_be_written_as_browsers_send_them(origin: str) -> None:
+    # An entry that can never equal a browser's Origin header would silently refuse everyone.
+    with pytest.raises(BadConfigurationError, match="JWT_WS_ALLOWED_ORIGINS"):
+        AuthXConfig(JWT_WS_TOKEN_LOCATION=["cookies"], JWT_WS_ALLOWED_ORIGINS=[origin])
+
+
+@pytest.mark.parametrize(
+    "origin", ["https://app.example.com", "http://127.0.0.1:8000", "http://[::1]:8000"]
+)
+def test_real_origins_are_accepted(origin: str) -> None:
+    config = AuthXConfig(JWT_WS_TOKEN_LOCATION=["cookies"], JWT_WS_ALLOWED_ORIGINS=[origin])
+    assert [origin] == config.JWT_WS_ALLOWED_ORIGINS
