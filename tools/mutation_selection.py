@@ -26,11 +26,14 @@ OUT_OF_PROCESS_FIXTURES = frozenset(
 OTHER_STORES = frozenset({"sqlite", "redis"})
 #: Tests that cannot run against mutmut's mutated copy, by node id prefix: soak tests
 #: (seconds each, ten times that under mutmut's tracing; what they check of the
-#: mutated code is pinned by faster tests beside them) and tests that read the
-#: package's source files (mutmut rewrites them with a trampoline per function).
+#: mutated code is pinned by faster tests beside them), tests that read the
+#: package's source files (mutmut rewrites them with a trampoline per function) and
+#: the test of the frame a warning points at (the trampolines add frames).
 NOT_FOR_MUTANTS = (
     "tests/websocket/test_registry.py::test_ten_thousand_cycles_leave_nothing_behind",
     "tests/core/test_structure.py::",
+    # Checks the frame a warning is attributed to; mutmut's trampolines add frames.
+    "tests/core/test_config.py::test_short_secret_warning_points_at_the_callers_line",
 )
 
 
