@@ -189,10 +189,14 @@ class ProviderKeys:
             document, max_age = await self._get(self._jwks_url)
             keys = self._parse(document)
         except Exception as exc:  # noqa: BLE001 - any failure is answered by the grace policy
+            # Our own reasons (a bad document, a missing extra) are safe to show; other
+            # errors are named by their type only.
+            own = isinstance(exc, ValueError | BadConfigurationError)
             logger.warning(
-                "authx: cannot fetch identity provider keys from %s (%s)",
+                "authx: cannot fetch identity provider keys from %s (%s%s)",
                 self.url,
                 type(exc).__name__,
+                f": {exc}" if own else "",
             )
             return
         now = self._clock()

@@ -4,6 +4,7 @@ documents, JSON objects only, usable public signing keys only, Cache-Control max
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import httpx
@@ -166,3 +167,55 @@ async def test_the_provider_is_asked_with_a_five_second_timeout(clock: Clock) ->
     await keys.ensure("k1", "RS256")
     assert seen[0].method == "GET"
     assert seen[0].extensions["timeout"] == dict.fromkeys(("connect", "read", "write", "pool"), 5.0)
+
+
+@pytest.mark.parametrize(
+    ("discovery", "jwks", "reason"),
+    [
+        (
+            {"issuer": "https://evil.test", "jwks_uri": "https://idp.test/jwks"},
+            None,
+            "discovery document names another issuer",
+        ),
+        ({"issuer": "https://idp.test"}, None, "discovery document has no jwks_uri"),
+        (
+            {"issuer": "https://idp.test", "jwks_uri": "http://idp.test/jwks"},
+            None,
+            "jwks_uri must use https",
+        ),
+        (
+            {"issuer": "https://idp.test", "jwks_uri": "https://idp.test/jwks"},
+            {"nokeys": []},
+            "JWKS has no keys list",
+        ),
+        (
+            {"issuer": "https://idp.test", "jwks_uri": "https://idp.test/jwks"},
+            "[1, 2]",
+            "not a JSON object",
+        ),
+    ],
+)
+async def test_the_warning_says_why_the_keys_could_not_be_had(
+    discovery: Any, jwks: Any, reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An operator reading the log learns what is wrong with the provider's documents.
+    async def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/.well-known/openid-configuration":
+            return httpx.Response(200, json=discovery)
+        if isinstance(jwks, str):
+            return httpx.Response(200, content=jwks.encode())
+        return httpx.Response(200, json=jwks)
+
+    keys = ProviderKeys(
+        issuer="https://idp.test",
+        jwks_url=None,
+        algorithms=("RS256",),
+        cache_seconds=300,
+        min_refetch_seconds=30,
+        grace_seconds=600,
+        client=httpx.AsyncClient(transport=httpx.MockTransport(handle)),
+    )
+    with caplog.at_level(logging.WARNING, logger="authx"):
+        await keys.refresh()
+    assert not keys.usable()
+    assert [r.getMessage() for r in caplog.records if reason in r.getMessage()], caplog.text
