@@ -83,7 +83,6 @@ class _Key:
 @dataclass
 class _Cache:
     keys: tuple[_Key, ...] = ()
-    fetched_at: float = -1.0
     expires_at: float = -1.0
     #: When a fetch was last tried (success or not), for the refetch limit.
     tried_at: float = float("-inf")
@@ -207,7 +206,6 @@ class ProviderKeys:
                 index.setdefault((kid, key.algorithm), []).append(key.verifier)
         self._cache = _Cache(
             keys=keys,
-            fetched_at=now,
             expires_at=now + lifetime,
             tried_at=now,
             index={k: tuple(v) for k, v in index.items()},

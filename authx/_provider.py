@@ -26,7 +26,7 @@ class Provider:
         issuer = config.JWT_OIDC_ISSUER
         if issuer is None:
             # A JWKS URL alone: JWT_DECODE_ISSUER names the provider, as usual.
-            issuer = config.JWT_DECODE_ISSUER if isinstance(config.JWT_DECODE_ISSUER, str) else None
+            issuer = config.JWT_DECODE_ISSUER
         self.issuer = issuer
         self.keys = keys or ProviderKeys(
             issuer=config.JWT_OIDC_ISSUER,

@@ -61,7 +61,7 @@ class Verifier:
             self._keyset is None
             or stamp is None
             or stamp[0] is not config
-            or stamp[1] != (config.revision)
+            or stamp[1] != config.revision
         ):
             self._keyset = keyset_for(config)
             self._provider = Provider(config) if config.has_provider else None
@@ -103,32 +103,32 @@ class Verifier:
         keys = self.keys
         if self._provider is None:
             claims = _token.decode_jws(encoded, keys, verify=verify)
-            return self._payload(claims, verify, audience, issuer)
+            return self._payload(claims, verify, audience, issuer or self._own_issuer())
         parsed = _token.parse_jws(encoded, keys)
-        return self._provider_payload(parsed, self._provider, verify, audience, issuer)
+        return self._provider_payload(parsed, keys, self._provider, verify, audience, issuer)
 
     async def decode_async(self, encoded: str) -> TokenPayload:
         """:meth:`decode`, fetching the identity provider's keys when its token needs them."""
         keys, provider = self.keys, self._provider
         if provider is None:
-            return self._payload(_token.decode_jws(encoded, keys), True, None, None)
+            return self._payload(_token.decode_jws(encoded, keys), True, None, self._own_issuer())
         parsed = _token.parse_jws(encoded, keys)
         header = parsed.header
         theirs = provider.owns(header, parsed.claims, keys)
         if theirs and not provider.keys.fresh(header.get("kid"), header["alg"]):
             await provider.keys.ensure(header.get("kid"), header["alg"])
-        return self._provider_payload(parsed, provider, True, None, None, theirs)
+        return self._provider_payload(parsed, keys, provider, True, None, None, theirs)
 
     def _provider_payload(
         self,
         parsed: _token.ParsedJWS,
+        keys: KeySet,
         provider: Provider,
         verify: bool,
         audience: str | Sequence[str] | None,
         issuer: str | None,
         theirs: bool | None = None,
     ) -> TokenPayload:
-        keys = self.keys
         if theirs is None:
             theirs = provider.owns(parsed.header, parsed.claims, keys)
         claims = parsed.claims
@@ -142,7 +142,11 @@ class Verifier:
             claims = provider.access_claims(claims)
         # Each token is checked against its own issuer: the provider's, or the app's.
         expected = issuer or (provider.issuer if theirs else provider.own_issuer)
-        return self._payload(claims, verify, audience, expected, own_default=False)
+        return self._payload(claims, verify, audience, expected)
+
+    def _own_issuer(self) -> str | None:
+        """The issuer the app's own tokens are checked against without a provider."""
+        return self._config().JWT_DECODE_ISSUER
 
     def _payload(
         self,
@@ -150,14 +154,13 @@ class Verifier:
         verify: bool,
         audience: str | Sequence[str] | None,
         issuer: str | None,
-        own_default: bool = True,
     ) -> TokenPayload:
         config = self._config()
         if verify:
             _token.validate_claims(
                 claims,
                 audience=audience or config.JWT_DECODE_AUDIENCE,
-                issuer=issuer or (config.JWT_DECODE_ISSUER if own_default else None),
+                issuer=issuer,
                 leeway=config.JWT_DECODE_LEEWAY,
             )
         return TokenPayload.from_claims(claims, config.JWT_IDENTITY_CLAIM)

@@ -84,10 +84,10 @@ _CANONICAL_LAST = {2: frozenset(b"AQgw"), 3: frozenset(b"AEIMQUYcgkosw048")}
 
 
 def _b64json(segment: bytes, what: str) -> dict[str, Any]:
-    # The segment already matched _SEGMENT: decoding cannot fail on the alphabet.
+    # split_jws already admitted only canonical base64url: decoding cannot fail.
     try:
         raw = base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4))
-    except (binascii.Error, ValueError):  # pragma: no cover - excluded by _SEGMENT
+    except (binascii.Error, ValueError):  # pragma: no cover - excluded by split_jws
         raise JWTDecodeError(f"Invalid token: invalid {what} encoding") from None
     value = loads_object(raw)
     if value is None:
@@ -129,15 +129,11 @@ def _checked_header(segment: bytes) -> dict[str, Any]:
     return header
 
 
-def read_unverified(token: str) -> tuple[bytes, dict[str, Any], dict[str, Any]]:
-    """``(header segment, header, claims)`` of a canonical JWS; signature NOT checked."""
-    _, header_segment, payload_segment, _ = split_jws(token)
-    return header_segment, _checked_header(header_segment), _b64json(payload_segment, "payload")
-
-
 def unverified_claims(token: str) -> dict[str, Any]:
     """The claims of a canonical compact JWS, signature NOT checked (for revoke_token)."""
-    return read_unverified(token)[2]
+    _, header_segment, payload_segment, _ = split_jws(token)
+    _checked_header(header_segment)
+    return _b64json(payload_segment, "payload")
 
 
 @dataclass(slots=True)
