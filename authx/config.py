@@ -7,6 +7,7 @@ Keys are checked once, when an :class:`~authx.AuthX` prepares them.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import warnings
 from collections.abc import Sequence
@@ -17,26 +18,23 @@ from pydantic import Field, PrivateAttr, ValidationError, field_validator, model
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from authx._jwks import check_provider_url
+from authx.close_codes import CLOSE_CODES
 from authx.exceptions import BadConfigurationError
 
 __all__ = ["AuthXConfig"]
 
-SYMMETRIC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
-ASYMMETRIC_ALGORITHMS = frozenset(
-    {
-        "RS256",
-        "RS384",
-        "RS512",
-        "PS256",
-        "PS384",
-        "PS512",
-        "ES256",
-        "ES256K",
-        "ES384",
-        "ES512",
-        "EdDSA",
-    }
+#: Limits that ``off`` (or ``none``) switches off, from the environment too.
+_SWITCHABLE = (
+    "JWT_WS_RATE_LIMIT",
+    "JWT_WS_SUBJECT_RATE_LIMIT",
+    "JWT_WS_MAX_PENDING",
+    "JWT_WS_MAX_PENDING_PER_ADDRESS",
+    "JWT_WS_MAX_CONNECTIONS_PER_SUBJECT",
 )
+
+SYMMETRIC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+_RSA_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
+ASYMMETRIC_ALGORITHMS = frozenset((*_RSA_ALGORITHMS, "ES256", "ES256K", "ES384", "ES512", "EdDSA"))
 TOKEN_LOCATIONS = ("headers", "cookies", "query", "json")
 WS_TOKEN_LOCATIONS = ("query", "headers", "subprotocol", "cookies", "ticket", "message")
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
@@ -129,8 +127,14 @@ class AuthXConfig(BaseSettings):
     # WebSocket
     JWT_WS_TOKEN_LOCATION: list[str] = Field(default_factory=lambda: ["query", "headers"])
     JWT_WS_REJECTION: Literal["deny", "close"] = "deny"
-    JWT_WS_CLOSE_CODE_UNAUTHENTICATED: int = Field(default=4001, ge=3000, le=4999)
-    JWT_WS_CLOSE_CODE_FORBIDDEN: int = Field(default=4003, ge=3000, le=4999)
+    # Close codes (authx.close_codes has the table: reason token, default, client action)
+    JWT_WS_CLOSE_CODE_UNAUTHENTICATED: int = Field(default=4001, ge=1000, le=4999)
+    JWT_WS_CLOSE_CODE_FORBIDDEN: int = Field(default=4003, ge=1000, le=4999)
+    JWT_WS_CLOSE_CODE_REVOKED: int = Field(default=4004, ge=1000, le=4999)
+    JWT_WS_CLOSE_CODE_ORIGIN: int = Field(default=4005, ge=1000, le=4999)
+    JWT_WS_CLOSE_CODE_RATE_LIMITED: int = Field(default=4029, ge=1000, le=4999)
+    JWT_WS_CLOSE_CODE_UNAVAILABLE: int = Field(default=1013, ge=1000, le=4999)
+    JWT_WS_CLOSE_CODE_SERVER_ERROR: int = Field(default=1011, ge=1000, le=4999)
     JWT_WS_ALLOWED_ORIGINS: list[str] = Field(default_factory=list)
     JWT_WS_TICKET_TTL: float = Field(default=30, gt=0)
     JWT_WS_TICKET_QUERY_NAME: str = "ticket"
@@ -139,15 +143,27 @@ class AuthXConfig(BaseSettings):
 
     # Live connections
     JWT_WS_ENFORCE_LIFETIME: bool = True
-    JWT_WS_EXPIRED_CLOSE_CODE: int = Field(default=4001, ge=3000, le=4999)
-    JWT_WS_EXPIRED_CLOSE_REASON: str = Field(default="Token expired", max_length=120)
-    JWT_WS_REVOKED_CLOSE_REASON: str = Field(default="Token revoked", max_length=120)
+    JWT_WS_EXPIRED_CLOSE_CODE: int = Field(default=4002, ge=1000, le=4999)
+    JWT_WS_EXPIRED_CLOSE_REASON: str = Field(default="token_expired", max_length=123)
+    JWT_WS_REVOKED_CLOSE_REASON: str = Field(default="token_revoked", max_length=123)
     JWT_WS_EXPIRY_WARNING: float | None = Field(default=None, gt=0)
     JWT_WS_INBAND_REFRESH: bool = True
     JWT_WS_MESSAGE_PREFIX: str = "authx."
     JWT_WS_MAX_CONNECTIONS_PER_SUBJECT: int | None = Field(default=None, gt=0)
     JWT_WS_CONNECTION_LIMIT: Literal["reject", "close_oldest"] = "reject"
-    JWT_WS_CLOSE_CODE_TOO_MANY: int = Field(default=4008, ge=1000, le=4999)
+    JWT_WS_CLOSE_CODE_TOO_MANY: int = Field(default=4009, ge=1000, le=4999)
+
+    # Admission control, checked before any token is read (authx/websocket/_admission.py)
+    JWT_WS_RATE_LIMIT: float | None = Field(default=10, gt=0)
+    JWT_WS_RATE_BURST: int = Field(default=60, ge=1)
+    JWT_WS_FAILURE_COST: float = Field(default=5, ge=0)
+    JWT_WS_SUBJECT_RATE_LIMIT: float | None = Field(default=5, gt=0)
+    JWT_WS_SUBJECT_RATE_BURST: int = Field(default=30, ge=1)
+    JWT_WS_MAX_PENDING_PER_ADDRESS: int | None = Field(default=50, ge=1)
+    JWT_WS_MAX_PENDING: int | None = Field(default=10_000, ge=1)
+    JWT_WS_TRUSTED_PROXIES: list[str] = Field(default_factory=list)
+    JWT_WS_RATE_LIMIT_SHARED: bool = True
+    JWT_WS_ADMISSION_LOG_INTERVAL: float = Field(default=60, ge=0)
 
     # Identity providers (JWKS, OpenID Connect discovery)
     JWT_OIDC_ISSUER: str | None = None
@@ -220,6 +236,34 @@ class AuthXConfig(BaseSettings):
         return _check_choices(
             "JWT_CSRF_METHODS", [str(m).upper() for m in value], sorted(HTTP_METHODS)
         )
+
+    @field_validator(*sorted({row.setting for row in CLOSE_CODES}))
+    @classmethod
+    def _sendable_close_code(cls, value: int) -> int:
+        # RFC 6455 7.4: 1004-1006 and 1015 must never be sent; 1016-2999 are reserved.
+        if value in (1004, 1005, 1006) or 1015 <= value < 3000:
+            raise ValueError("a close code an endpoint may send: 1000-1003, 1007-1014 or 3000-4999")
+        return value
+
+    @field_validator(*_SWITCHABLE, mode="before")
+    @classmethod
+    def _off_means_none(cls, value: Any) -> Any:
+        # From the environment: JWT_WS_RATE_LIMIT=off switches a limit off.
+        if isinstance(value, str) and value.strip().lower() in ("", "off", "none", "null"):
+            return None
+        return value
+
+    @field_validator("JWT_WS_TRUSTED_PROXIES")
+    @classmethod
+    def _proxy_networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"entry {entry!r} is not an IP address or network (203.0.113.7, 10.0.0.0/8)"
+                ) from None
+        return value
 
     @field_validator("JWT_ACCESS_TOKEN_EXPIRES", "JWT_REFRESH_TOKEN_EXPIRES", mode="before")
     @classmethod

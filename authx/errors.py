@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -19,8 +20,9 @@ from starlette.websockets import WebSocket, WebSocketState
 from authx import exceptions
 from authx._starlette import mark_closed, transport
 from authx._uvicorn_logs import mark_denied
+from authx.close_codes import CloseCode, close_reason, lookup
 from authx.config import AuthXConfig
-from authx.exceptions import AuthXException, InsufficientScopeError
+from authx.exceptions import AuthXException, InsufficientScopeError, RateLimitedError
 from authx.websocket._transports import Handshake, handshake_state, safe_subprotocol
 
 __all__ = [
@@ -59,10 +61,6 @@ class ErrorMessages:
         return str(message) if message is not None else exc.message
 
 
-#: Close code used when the server, not the client, is at fault (store unreachable).
-CLOSE_UNAVAILABLE = 1011
-
-
 def _quoted(value: str) -> str:
     return value.replace("\\", "").replace('"', "'")
 
@@ -74,7 +72,9 @@ def www_authenticate(exc: AuthXException, message: str) -> str:
     challenge = f'Bearer error="{exc.bearer_error}", error_description="{_quoted(message)}"'
     if isinstance(exc, InsufficientScopeError):
         challenge += f', scope="{_quoted(" ".join(exc.required))}"'
-    return challenge
+    # RFC 6750 keeps ``error`` to its three registered codes; the finer reason token
+    # travels as an extension parameter.
+    return challenge + f', reason="{close_row(exc).reason}"'
 
 
 def error_response(exc: AuthXException, message: str) -> JSONResponse:
@@ -82,34 +82,37 @@ def error_response(exc: AuthXException, message: str) -> JSONResponse:
     headers: dict[str, str] = {}
     if exc.status_code in (401, 403):
         headers["WWW-Authenticate"] = www_authenticate(exc, message)
-    body: dict[str, Any] = {"message": message, "error_type": type(exc).__name__}
+    reason = close_row(exc).reason
+    body: dict[str, Any] = {"message": message, "error_type": type(exc).__name__, "reason": reason}
+    if exc.retry_after is not None:
+        seconds = max(1, math.ceil(exc.retry_after))
+        headers["Retry-After"] = str(seconds)
+        body["retry_after"] = seconds
     return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
 
-#: The setting holding the close code of each kind of failure.
-_CLOSE_CODE_SETTINGS: dict[str, str] = {
-    "authentication": "JWT_WS_CLOSE_CODE_UNAUTHENTICATED",
-    "authorization": "JWT_WS_CLOSE_CODE_FORBIDDEN",
-    "limit": "JWT_WS_CLOSE_CODE_TOO_MANY",
-    "timeout": "JWT_WS_CLOSE_CODE_AUTH_TIMEOUT",
-}
+def close_row(exc: AuthXException) -> CloseCode:
+    """The row of the close-code table for ``exc`` (a reason token of a user's own
+    subclass that is not in the table counts as ``invalid_token`` or ``server_error``)."""
+    try:
+        return lookup(exc.reason)
+    except KeyError:
+        return lookup("server_error" if exc.status_code >= 500 else "invalid_token")
 
 
 def close_code(exc: AuthXException, config: AuthXConfig) -> int:
-    """The WebSocket close code for ``exc``: 4001, 4003, 4008 (configurable) or 1011."""
-    setting = _CLOSE_CODE_SETTINGS.get(exc.failure)
-    return CLOSE_UNAVAILABLE if setting is None else int(getattr(config, setting))
+    """The WebSocket close code for ``exc``, from its row's setting."""
+    return int(getattr(config, close_row(exc).setting))
 
 
-def close_reason(message: str) -> str:
-    """A close reason within the protocol's 123-byte limit."""
-    encoded = message.encode()
-    if len(encoded) <= 123:
-        return message
-    return encoded[:120].decode(errors="ignore") + "..."
+def close_reason_for(exc: AuthXException) -> str:
+    """The close reason for ``exc``: its reason token, and the delay when it has one."""
+    return close_reason(close_row(exc).reason, exc.retry_after)
 
 
 def log_rejection(connection: HTTPConnection, exc: AuthXException, message: str) -> None:
+    if isinstance(exc, RateLimitedError):
+        return  # admission logs once per address and interval: a flood is not a log flood
     # The path only: the query string may hold the token.
     logger.log(
         logging.INFO if connection.scope["type"] == "websocket" else logging.DEBUG,
@@ -144,7 +147,7 @@ async def reject_websocket(
                     {
                         "type": "websocket.close",
                         "code": close_code(exc, config),
-                        "reason": close_reason(message),
+                        "reason": close_reason_for(exc),
                     }
                 )
         mark_closed(websocket)
@@ -158,7 +161,7 @@ async def reject_websocket(
         return
     if state == WebSocketState.CONNECTING:
         await websocket.accept(subprotocol=safe_subprotocol(websocket))
-    await websocket.close(code=close_code(exc, config), reason=close_reason(message))
+    await websocket.close(code=close_code(exc, config), reason=close_reason_for(exc))
 
 
 def make_handler(

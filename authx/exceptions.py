@@ -1,8 +1,9 @@
 """The AuthX exception hierarchy.
 
 Each class carries the data needed to answer a client: the HTTP status, the
-RFC 6750 ``error`` code for ``WWW-Authenticate`` and whether a WebSocket
-rejection is an authentication (4001) or an authorization (4003) failure.
+RFC 6750 ``error`` code for ``WWW-Authenticate`` and the reason token of
+:mod:`authx.close_codes` (which close code a WebSocket gets, and what its client
+should do).
 ``authx.errors`` turns that data into responses; nothing here does I/O.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 __all__ = [
     "AccessTokenRequiredError",
@@ -27,6 +28,7 @@ __all__ = [
     "MissingCSRFTokenError",
     "MissingTokenError",
     "OriginNotAllowedError",
+    "RateLimitedError",
     "RefreshTokenRequiredError",
     "RevokedTokenError",
     "StoreUnavailableError",
@@ -43,16 +45,17 @@ __all__ = [
     "UnknownSubjectError",
 ]
 
-Failure = Literal["authentication", "authorization", "limit", "timeout", "unavailable"]
-
 
 class AuthXException(Exception):
     """Base class of every AuthX error."""
 
     status_code: ClassVar[int] = 401
-    failure: ClassVar[Failure] = "authentication"
+    #: The stable reason token of :mod:`authx.close_codes` (close code, client action).
+    reason: ClassVar[str] = "invalid_token"
     #: RFC 6750 error code for ``WWW-Authenticate`` (None: no error attribute).
     bearer_error: ClassVar[str | None] = "invalid_token"
+    #: Seconds the client should wait before trying again (``Retry-After``), if any.
+    retry_after: float | None = None
 
     def __init__(self, *args: Any, login_type: str | None = None) -> None:
         super().__init__(*args)
@@ -67,7 +70,7 @@ class BadConfigurationError(AuthXException):
     """The configuration cannot work; the message names the setting."""
 
     status_code = 500
-    failure = "unavailable"
+    reason = "server_error"
     bearer_error = None
 
 
@@ -77,6 +80,8 @@ class JWTDecodeError(AuthXException):
 
 class TokenExpiredError(JWTDecodeError):
     """The token's ``exp`` has passed."""
+
+    reason = "token_expired"
 
 
 class TokenInvalidSignatureError(JWTDecodeError):
@@ -137,7 +142,7 @@ class OriginNotAllowedError(TokenError):
     """The handshake's Origin is not allowed for cookie (or origin-bound ticket) authentication."""
 
     status_code = 403
-    failure = "authorization"
+    reason = "origin_not_allowed"
     bearer_error = None
 
 
@@ -145,7 +150,7 @@ class AuthMessageTimeoutError(TokenError):
     """No authentication message arrived in time after the WebSocket was accepted."""
 
     status_code = 408
-    failure = "timeout"
+    reason = "auth_timeout"
     bearer_error = None
 
 
@@ -160,6 +165,8 @@ class UnknownSubjectError(TokenError):
 class RevokedTokenError(TokenError):
     """The token has been revoked."""
 
+    reason = "token_revoked"
+
 
 class TokenRequiredError(TokenError):
     """A token is required."""
@@ -173,7 +180,7 @@ class InsufficientScopeError(TokenError):
     """The token is valid but lacks the required scopes."""
 
     status_code = 403
-    failure = "authorization"
+    reason = "insufficient_scope"
     bearer_error = "insufficient_scope"
 
     def __init__(
@@ -195,15 +202,27 @@ class TooManyConnectionsError(AuthXException):
     """The subject already holds the maximum number of open WebSocket connections."""
 
     status_code = 429
-    failure = "limit"
+    reason = "too_many_connections"
     bearer_error = None
+
+
+class RateLimitedError(AuthXException):
+    """Too many handshakes from one address or subject; ``retry_after`` says how long to wait."""
+
+    status_code = 429
+    reason = "rate_limited"
+    bearer_error = None
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class KeySourceUnavailableError(AuthXException):
     """The identity provider's keys could not be fetched and the cached ones are too old."""
 
     status_code = 503
-    failure = "unavailable"
+    reason = "keys_unavailable"
     bearer_error = None
 
 
@@ -211,7 +230,7 @@ class StoreUnavailableError(AuthXException):
     """The revocation store could not answer and the policy is to fail closed."""
 
     status_code = 503
-    failure = "unavailable"
+    reason = "store_unavailable"
     bearer_error = None
 
 

@@ -14,6 +14,13 @@ from pathlib import Path
 
 import pytest
 
+# Admission control has its own tests (tests/websocket/test_admission.py), which set
+# its limits explicitly; elsewhere a test opening hundreds of sockets from 127.0.0.1,
+# or sending a corpus of bad tokens, is not an attack. Servers started by the tests
+# inherit this environment.
+os.environ.setdefault("JWT_WS_RATE_LIMIT", "off")
+os.environ.setdefault("JWT_WS_SUBJECT_RATE_LIMIT", "off")
+
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "test-secret-key-that-is-long-enough-for-hs256"
 

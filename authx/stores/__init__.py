@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from authx.exceptions import BadConfigurationError
-from authx.stores._base import RevocationEvent, Store, Subscriber
+from authx.stores._base import RateLimitStore, RevocationEvent, Store, Subscriber
 from authx.stores.memory import MemoryStore
 
-__all__ = ["MemoryStore", "RevocationEvent", "Store", "Subscriber", "store_from_url"]
+__all__ = [
+    "MemoryStore",
+    "RateLimitStore",
+    "RevocationEvent",
+    "Store",
+    "Subscriber",
+    "store_from_url",
+]
 
 
 def store_from_url(url: str) -> Store:

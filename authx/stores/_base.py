@@ -1,4 +1,4 @@
-"""The store protocol: revocations, single-use tickets and revocation events."""
+"""The store protocols: revocations, single-use tickets, revocation events and rate limits."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
-__all__ = ["RevocationEvent", "Store", "Subscriber"]
+__all__ = ["RateLimitStore", "RevocationEvent", "Store", "Subscriber"]
 
 
 @dataclass(frozen=True)
@@ -71,3 +71,24 @@ class Store(Protocol):
 
     async def close(self) -> None:
         """Release connections and stop delivering events."""
+
+
+@runtime_checkable
+class RateLimitStore(Protocol):
+    """A store that can keep token buckets shared by every process using it.
+
+    A bucket holds up to ``burst`` tokens and gains ``rate`` tokens a second; an
+    unknown ``key`` is a full bucket, and a bucket may be forgotten once full again.
+    """
+
+    async def take_token(self, key: str, rate: float, burst: float) -> float:
+        """Take one token from bucket ``key``.
+
+        Return 0.0 if admitted, else the seconds until a token is available.
+        """
+
+    async def add_penalty(self, key: str, rate: float, burst: float, cost: float) -> None:
+        """Remove ``cost`` tokens from bucket ``key`` (after a failed authentication).
+
+        The bucket never goes below ``-burst`` tokens.
+        """

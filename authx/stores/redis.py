@@ -10,6 +10,8 @@ Key layout, each key expiring with the entry (TTL = remaining life):
 - ``{prefix}:revoked:jti:{jti}``: ``1``, a revoked token;
 - ``{prefix}:revoked:sub:{sub}``: the latest ``before`` timestamp of the subject;
 - ``{prefix}:ticket:{ticket}``: the ticket's JSON data, taken with ``GETDEL``;
+- ``{prefix}:rate:{key}``: a rate-limit bucket, a hash of ``tokens`` and ``at`` (Redis
+  server time in microseconds), expiring when the bucket would be full again;
 - channel ``{prefix}:revocations``: JSON revocation events.
 
 Timeouts are short (0.5 s by default) so that a dead Redis fails a request
@@ -60,9 +62,42 @@ end
 return 1
 """
 
+#: Milliseconds a bucket's key outlives the moment it is full again.
+_BUCKET_TTL_MARGIN_MS = 100
+
+# Refill bucket KEYS[1], then take a token (ARGV[3] == 'take') or remove ARGV[4] tokens;
+# return the seconds to wait (0 when admitted). The clock is Redis's own, so that hosts
+# with skewed clocks agree; TIME before a write is allowed since scripts replicate their
+# effects (Redis 5 and later). Numbers are returned as strings: Redis truncates Lua floats.
+_BUCKET_SCRIPT = """
+local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = burst
+if state[1] and state[2] then
+    local elapsed = math.max(0, now - tonumber(state[2])) / 1000000
+    tokens = math.min(burst, tonumber(state[1]) + elapsed * rate)
+end
+local wait = 0
+if ARGV[3] == 'take' then
+    if tokens >= 1 then
+        tokens = tokens - 1
+    else
+        wait = (1 - tokens) / rate
+    end
+else
+    tokens = math.max(-burst, tokens - tonumber(ARGV[4]))
+end
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens),
+    'at', string.format('%.17g', now))
+redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + tonumber(ARGV[5]))
+return string.format('%.17g', wait)
+"""
+
 
 class RedisStore:
-    """Revocations and tickets as expiring Redis keys; events on a pub/sub channel."""
+    """Revocations, tickets and rate-limit buckets as expiring Redis keys; events on pub/sub."""
 
     def __init__(self, url: str, *, prefix: str | None = None) -> None:
         self.url = url
@@ -86,6 +121,7 @@ class RedisStore:
         )
         self._redis: Redis = Redis.from_pool(pool)  # closing the client closes the pool
         self._revoke = self._redis.register_script(_REVOKE_SCRIPT)
+        self._bucket = self._redis.register_script(_BUCKET_SCRIPT)
         self._events = EventListener()
 
     async def revoke_token(self, jti: str, expires_at: float) -> None:
@@ -119,6 +155,14 @@ class RedisStore:
         data: dict[str, Any] = json.loads(raw)
         return data
 
+    async def take_token(self, key: str, rate: float, burst: float) -> float:
+        """Take a token from the bucket ``key`` shared by every client of this Redis."""
+        return await self._spend(key, rate, burst, "take", 0.0)
+
+    async def add_penalty(self, key: str, rate: float, burst: float, cost: float) -> None:
+        """Remove ``cost`` tokens from the bucket ``key``, down to ``-burst`` at most."""
+        await self._spend(key, rate, burst, "penalty", cost)
+
     async def publish(self, event: RevocationEvent) -> None:
         """Send ``event`` on the channel; every subscribed process, this one included, hears it."""
         await self._redis.publish(self.channel, json.dumps(event.to_dict()))
@@ -143,6 +187,12 @@ class RedisStore:
         milliseconds = math.ceil((expires_at - time.time()) * 1000)
         if milliseconds > 0:
             await self._revoke(keys=[key], args=[value, milliseconds])
+
+    async def _spend(self, key: str, rate: float, burst: float, action: str, cost: float) -> float:
+        """Run the bucket script once: refill, then take a token or remove ``cost`` tokens."""
+        args: list[str | float] = [rate, burst, action, cost, _BUCKET_TTL_MARGIN_MS]
+        wait = await self._bucket(keys=[self._key("rate", key)], args=args)
+        return float(wait)
 
     def _key(self, kind: str, name: str) -> str:
         return f"{self.prefix}:{kind}:{name}"

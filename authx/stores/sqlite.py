@@ -10,6 +10,8 @@ The file is in WAL mode, so readers never wait for the writer and a committed
 revocation survives the process being killed. All file I/O runs on one worker
 thread per store, never on the event loop. Revocation events are rows in a table
 that a single background task per store polls; their delay is one poll interval.
+Rate-limit buckets are rows, each read and written in one transaction under the
+file's write lock.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 from authx.exceptions import BadConfigurationError
 from authx.stores._base import RevocationEvent, Subscriber
 from authx.stores._delivery import EventListener
+from authx.stores._sqlite_buckets import update_bucket
 
 __all__ = ["SQLiteStore"]
 
@@ -57,13 +60,16 @@ CREATE TABLE IF NOT EXISTS authx_tickets (
     ticket TEXT PRIMARY KEY, data TEXT NOT NULL, expires_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS authx_revocation_events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, created_at REAL NOT NULL, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS authx_rate_buckets (
+    key TEXT PRIMARY KEY, tokens REAL NOT NULL, updated_at REAL NOT NULL, full_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS authx_revoked_tokens_expiry ON authx_revoked_tokens (expires_at);
 CREATE INDEX IF NOT EXISTS authx_revocation_events_age ON authx_revocation_events (created_at);
+CREATE INDEX IF NOT EXISTS authx_rate_buckets_full ON authx_rate_buckets (full_at);
 """
 
 
 class SQLiteStore:
-    """Revocations, tickets and revocation events in one SQLite file."""
+    """Revocations, tickets, revocation events and rate-limit buckets in one SQLite file."""
 
     def __init__(
         self,
@@ -125,6 +131,24 @@ class SQLiteStore:
         data: dict[str, Any] = json.loads(row[0])
         return data
 
+    async def take_token(self, key: str, rate: float, burst: float) -> float:
+        """Take a token from the bucket ``key`` shared by every process on this file."""
+
+        def take(tokens: float) -> tuple[float, float]:
+            if tokens >= 1:
+                return tokens - 1, 0.0
+            return tokens, (1 - tokens) / rate
+
+        return await self._run(lambda db: update_bucket(db, key, rate, burst, take))
+
+    async def add_penalty(self, key: str, rate: float, burst: float, cost: float) -> None:
+        """Remove ``cost`` tokens from the bucket ``key``, down to ``-burst`` at most."""
+
+        def penalise(tokens: float) -> tuple[float, float]:
+            return max(-burst, tokens - cost), 0.0
+
+        await self._run(lambda db: update_bucket(db, key, rate, burst, penalise))
+
     async def publish(self, event: RevocationEvent) -> None:
         """Append ``event`` to the events table; subscribed stores read it at their next poll."""
         await self._execute(
@@ -139,7 +163,7 @@ class SQLiteStore:
         )
 
     async def purge(self) -> int:
-        """Delete expired revocations and tickets (counted) and events past their retention."""
+        """Delete expired revocations, tickets and full rate buckets (counted), and old events."""
         now = time.time()
         return await self._run(lambda db: _purge(db, now, now - self.event_retention))
 
@@ -271,11 +295,30 @@ def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
     if path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
-    # NORMAL loses nothing when a process dies; only a power cut may drop the last commits.
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.executescript(_SCHEMA)
+    try:
+        _enable_wal(db, busy_timeout)
+        # NORMAL loses nothing when a process dies; only a power cut may drop the last commits.
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(_SCHEMA)
+    except BaseException:
+        db.close()
+        raise
     return db
+
+
+def _enable_wal(db: sqlite3.Connection, busy_timeout: float) -> None:
+    """Switch to WAL mode, waiting up to ``busy_timeout`` for another process doing the same."""
+    # Converting a new file needs it to itself, and SQLite then answers SQLITE_BUSY at once
+    # instead of calling the busy handler: processes opening a new file together would fail.
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
+        time.sleep(0.01)
 
 
 def _is_revoked(
@@ -322,5 +365,7 @@ def _purge(db: sqlite3.Connection, now: float, events_before: float) -> int:
     removed = 0
     for table in ("authx_revoked_tokens", "authx_revoked_subjects", "authx_tickets"):
         removed += db.execute(f"DELETE FROM {table} WHERE expires_at <= ?", (now,)).rowcount  # noqa: S608 - fixed table names
+    # A bucket that has refilled is the same as no bucket at all.
+    removed += db.execute("DELETE FROM authx_rate_buckets WHERE full_at <= ?", (now,)).rowcount
     db.execute("DELETE FROM authx_revocation_events WHERE created_at <= ?", (events_before,))
     return removed

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocket
@@ -13,8 +14,9 @@ from authx._revocation import Revocations
 from authx._verify import ScopeRequirement, Verifier
 from authx.config import AuthXConfig
 from authx.exceptions import AuthXException, RevokedTokenError
-from authx.schema import RequestToken, TokenPayload
+from authx.schema import RequestToken, TokenLocation, TokenPayload
 from authx.websocket import _result
+from authx.websocket._admission import Admission
 from authx.websocket._registry import LiveRegistry
 from authx.websocket._result import AuthResult
 from authx.websocket._transports import ws_request_token
@@ -42,6 +44,7 @@ class WebSocketAuthenticator:
         self._live = live
         self._tickets = tickets
         self._install_handlers = install_handlers
+        self._admission = Admission(config, revocations.store)
 
     async def authenticate(
         self, websocket: WebSocket, session_required: bool = False
@@ -57,9 +60,7 @@ class WebSocketAuthenticator:
         config = self._config()
         try:
             if current is None:
-                found = await ws_request_token(websocket, config)
-                payload, raw = await self._verify(found, websocket)
-                location = found.location
+                payload, raw, location = await self._admit_and_verify(websocket, config)
                 requirements: tuple[ScopeRequirement, ...] = ()
             else:
                 payload, raw, location = current.payload, current.token, current.location
@@ -82,6 +83,22 @@ class WebSocketAuthenticator:
         result = AuthResult(payload, location, session, requirements, raw)
         _result.write(websocket.scope, result)
         return result
+
+    async def _admit_and_verify(
+        self, websocket: WebSocket, config: AuthXConfig
+    ) -> tuple[TokenPayload, str, TokenLocation]:
+        """Admission first (before the token is read), then the token; a failure costs extra."""
+        admission = self._admission
+        address = admission.address(websocket)
+        await admission.admit(address)
+        try:
+            found = await ws_request_token(websocket, config, partial(admission.hold, address))
+            payload, raw = await self._verify(found, websocket)
+        except AuthXException as exc:
+            await admission.failed(address, exc.reason)
+            raise
+        await admission.admit_subject(payload.sub, address)
+        return payload, raw, found.location
 
     async def _verify(self, found: RequestToken, websocket: WebSocket) -> tuple[TokenPayload, str]:
         """The verified payload of the handshake's token, and the raw access token."""

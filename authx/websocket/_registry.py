@@ -125,7 +125,7 @@ class LiveRegistry:
         for oldest in open_sessions[: len(open_sessions) - limit + 1]:
             self.remove(oldest)  # counted out now; closed by the task below
             self.spawn(
-                oldest.server_close(self.config.JWT_WS_CLOSE_CODE_TOO_MANY, "Too many connections")
+                oldest.server_close(self.config.JWT_WS_CLOSE_CODE_TOO_MANY, "too_many_connections")
             )
 
     def remove(self, session: WebSocketSession) -> None:
@@ -168,10 +168,10 @@ class LiveRegistry:
         ]
 
     async def apply(self, event: RevocationEvent) -> int:
-        """Close the sessions ``event`` revokes, with 4001 "Token revoked"; return how many."""
+        """Close the sessions ``event`` revokes (``token_revoked``); return how many."""
         targets = self.matching(event)
         if targets:
-            code = self.config.JWT_WS_CLOSE_CODE_UNAUTHENTICATED
+            code = self.config.JWT_WS_CLOSE_CODE_REVOKED
             reason = self.config.JWT_WS_REVOKED_CLOSE_REASON
             await asyncio.gather(*(s.server_close(code, reason) for s in targets))
             logger.info(

@@ -10,8 +10,10 @@ one-time ticket from the store) and ``message`` (accept, then a first message
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import cast
 
 from starlette.websockets import WebSocket
@@ -117,12 +119,21 @@ def safe_subprotocol(websocket: WebSocket, chosen: str | None = None) -> str | N
     return None
 
 
-async def ws_request_token(websocket: WebSocket, config: AuthXConfig) -> RequestToken:
-    """The first token found in the handshake; MissingTokenError names every place tried."""
+async def ws_request_token(
+    websocket: WebSocket,
+    config: AuthXConfig,
+    hold: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
+) -> RequestToken:
+    """The first token found in the handshake; MissingTokenError names every place tried.
+
+    ``hold`` counts the socket while it waits for a first-message token (it may
+    refuse it: too many held open).
+    """
     tried: list[str] = []
     for place in config.JWT_WS_TOKEN_LOCATION:
         if place == "message":
-            return await _from_first_message(websocket, config)
+            with hold():
+                return await _from_first_message(websocket, config)
         finder, description = FINDERS[place]
         found = finder(websocket, config)
         if found is not None:

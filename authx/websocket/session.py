@@ -20,7 +20,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from authx._starlette import transport, wrap_transport
 from authx._verify import ScopeRequirement, Verifier
 from authx.config import AuthXConfig
-from authx.errors import close_code, close_reason
+from authx.errors import close_code, close_reason_for
 from authx.exceptions import AuthXException
 from authx.schema import TokenPayload
 from authx.websocket._deadlines import Deadlines, Slot
@@ -291,9 +291,7 @@ class WebSocketSession:
             await self.refresh(token)
         except AuthXException as exc:
             self._registry.log_refresh_failure(self, exc)
-            await self.server_close(
-                close_code(exc, self._registry.config), close_reason(exc.message)
-            )
+            await self.server_close(close_code(exc, self._registry.config), close_reason_for(exc))
             return
         prefix = self._registry.config.JWT_WS_MESSAGE_PREFIX
         await self._send_text(server_message(prefix, "refreshed", self.expires_at))
