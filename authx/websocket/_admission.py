@@ -5,7 +5,8 @@ lookup each, not a JWT verification and a log line:
 
 - a token bucket per client address (``JWT_WS_RATE_LIMIT`` per second, bursts of
   ``JWT_WS_RATE_BURST``); a failed authentication takes ``JWT_WS_FAILURE_COST``
-  more tokens, down to at most ``-burst`` (so the longest wait is bounded);
+  more tokens (an expired token does not), down to ``-burst`` at most, so the
+  longest wait is bounded;
 - a token bucket per subject, checked after verification;
 - a cap on sockets held open while waiting for the first-message token, per
   address and in total.
@@ -44,10 +45,9 @@ logger = logging.getLogger("authx")
 
 #: Entries kept per table (buckets, log times) before full or stale ones are dropped.
 _MAX_ENTRIES = 100_000
-#: Reasons whose failure counts extra against the address: the client's own doing.
-_PENALIZED = frozenset(
-    ("invalid_token", "token_expired", "token_revoked", "origin_not_allowed", "auth_timeout")
-)
+#: Failures that count extra against the address: guesses and replays. Not an expired
+#: token: a laptop waking up reconnects every tab with one, and that is no attack.
+_PENALIZED = frozenset(("invalid_token", "token_revoked", "origin_not_allowed", "auth_timeout"))
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
