@@ -195,9 +195,9 @@ class Admission:
             return
         key, burst = "addr:" + address, config.JWT_WS_RATE_BURST
         self.buckets.penalize(key, rate, burst, cost)
-        shared = await self._shared()
-        if shared is not None:
-            with self._failing_open(shared):
+        with self._failing_open():
+            shared = await self._shared()
+            if shared is not None:
                 await shared.add_penalty(key, rate, burst, cost)
 
     @contextlib.contextmanager
@@ -225,9 +225,9 @@ class Admission:
     async def _take(self, key: str, rate: float, burst: int, address: str) -> None:
         wait = self.buckets.take(key, rate, burst)
         if not wait:
-            shared = await self._shared()
-            if shared is not None:
-                with self._failing_open(shared):
+            with self._failing_open():
+                shared = await self._shared()
+                if shared is not None:
                     wait = await shared.take_token(key, rate, burst)
         if wait:
             self._refuse(address, wait, "handshakes")
@@ -239,14 +239,14 @@ class Admission:
         return store if isinstance(store, RateLimitStore) else None
 
     @contextlib.contextmanager
-    def _failing_open(self, store: object) -> Iterator[None]:
+    def _failing_open(self) -> Iterator[None]:
         try:
             yield
         except Exception as exc:  # noqa: BLE001 - fail open: an outage must not lock everyone out
             self._log_once(
                 "store",
                 "authx: rate-limit store %s unavailable (%s); counting in this process only",
-                redact_url(str(getattr(store, "url", type(store).__name__))),
+                redact_url(self._config().JWT_STORE_URL),
                 type(exc).__name__,
             )
 
