@@ -78,7 +78,7 @@ async def ws_ticket(ticket: str = auth.WS_TICKET) -> dict[str, str]:
 async def logout(
     response: Response, payload: TokenPayload = auth.ACCESS_REQUIRED
 ) -> dict[str, bool]:
-    """Revoke the token: every connection holding it is closed with 4001."""
+    """Revoke the token: every connection holding it is closed with 4004 ``token_revoked``."""
     assert payload.jti is not None  # noqa: S101 - AuthX tokens always carry a jti
     await auth.revoke_token(payload.jti)
     auth.unset_cookies(response)

@@ -33,20 +33,24 @@ def test_demo_page_every_transport(context, live_server_factory, tmp_path) -> No
         page.click(f"button[data-t='{transport}']:not([data-bad])")
         wait_for_line(page, f'{transport}: received {{"message":"Hello, test!"')
     for transport, code in (
-        ("query", "4001"),
-        ("subprotocol", "4001"),
-        ("ticket", "4001"),
-        ("message", "4008"),
-        ("cookies", "4001"),
+        ("query", "4001 invalid_token: "),
+        ("subprotocol", "4001 invalid_token: "),
+        ("ticket", "4001 invalid_token: "),
+        ("message", "4008 auth_timeout: "),
+        ("cookies", "4001 invalid_token: "),
     ):
         page.click(f"button[data-t='{transport}'][data-bad]")
-        wait_for_line(page, f"{transport}: closed, code {code}")
+        wait_for_line(page, f"{transport}: closed {code}")
     page.click("#login")
     page.click("button[data-t='query']:not([data-bad])")
     wait_for_line(page, 'query: received {"message":"Hello, test!"')
     token = page.evaluate("token")
     page.click("#logout")
-    wait_for_line(page, "query: closed, code 4001 (Token revoked)")
+    wait_for_line(
+        page,
+        "query: closed 4004 token_revoked: the token, or every token of its user, "
+        "was revoked (logout) -> stop: do not reconnect, log in again",
+    )
     log = page.text_content("#log") or ""
-    assert "closed, code 1006" not in log
+    assert "closed 1006" not in log
     server.assert_log_clean(token)
