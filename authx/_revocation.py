@@ -46,6 +46,10 @@ class Revocations:
         """Call ``listener`` for every revocation (this process's and the store's events)."""
         self._listeners.append(listener)
 
+    def current_store(self) -> Store | None:
+        """The store in use now, without opening or subscribing it."""
+        return self._store
+
     def set_store(self, store: Store) -> None:
         self._store = store
         self._subscribed = None

@@ -29,7 +29,7 @@ import contextlib
 import ipaddress
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from functools import lru_cache
 
 from starlette.websockets import WebSocket
@@ -131,14 +131,24 @@ def _trusted(
     return any(ip in network for network in proxies)
 
 
-def client_address(websocket: WebSocket, trusted_proxies: tuple[str, ...]) -> str:
+@lru_cache(maxsize=65_536)
+def _peer_key(host: str) -> str:
+    peer = _parse_ip(host)
+    return "unknown" if peer is None else _key(peer)
+
+
+def client_address(websocket: WebSocket, trusted_proxies: Sequence[str]) -> str:
     """The address a handshake is counted under (see the module's docstring)."""
     client = websocket.scope.get("client")
-    peer = _parse_ip(str(client[0])) if client else None
+    if not client:
+        return "unknown"
+    if not trusted_proxies:
+        return _peer_key(str(client[0]))  # the common case: parsed once per peer
+    peer = _parse_ip(str(client[0]))
     if peer is None:
         return "unknown"
-    proxies = _networks(trusted_proxies)
-    if not proxies or not _trusted(peer, proxies):
+    proxies = _networks(tuple(trusted_proxies))
+    if not _trusted(peer, proxies):
         return _key(peer)
     forwarded = [
         hop
@@ -161,17 +171,23 @@ class Admission:
     """The admission checks of one ``AuthX``: buckets, held sockets, rate-limited logging."""
 
     def __init__(
-        self, config: Callable[[], AuthXConfig], store: Callable[[], Awaitable[Store]]
+        self,
+        config: Callable[[], AuthXConfig],
+        store: Callable[[], Awaitable[Store]],
+        current_store: Callable[[], Store | None],
     ) -> None:
         self._config = config
         self._store = store
+        self._current_store = current_store
         self.buckets = Buckets()
         self._pending: dict[str, int] = {}
         self._pending_total = 0
         self._logged: dict[str, float] = {}
+        #: The last store seen, and itself if it keeps shared buckets.
+        self._checked: tuple[Store | None, RateLimitStore | None] = (None, None)
 
     def address(self, websocket: WebSocket) -> str:
-        return client_address(websocket, tuple(self._config().JWT_WS_TRUSTED_PROXIES))
+        return client_address(websocket, self._config().JWT_WS_TRUSTED_PROXIES)
 
     async def admit(self, address: str) -> None:
         """Take a handshake token for ``address``; RateLimitedError when there is none."""
@@ -195,9 +211,9 @@ class Admission:
             return
         key, burst = "addr:" + address, config.JWT_WS_RATE_BURST
         self.buckets.penalize(key, rate, burst, cost)
-        with self._failing_open():
-            shared = await self._shared()
-            if shared is not None:
+        if self._shared() is not None:
+            with self._failing_open():
+                shared = await self._opened()
                 await shared.add_penalty(key, rate, burst, cost)
 
     @contextlib.contextmanager
@@ -224,19 +240,30 @@ class Admission:
 
     async def _take(self, key: str, rate: float, burst: int, address: str) -> None:
         wait = self.buckets.take(key, rate, burst)
-        if not wait:
+        if not wait and self._shared() is not None:
             with self._failing_open():
-                shared = await self._shared()
-                if shared is not None:
-                    wait = await shared.take_token(key, rate, burst)
+                wait = await (await self._opened()).take_token(key, rate, burst)
         if wait:
             self._refuse(address, wait, "handshakes")
 
-    async def _shared(self) -> RateLimitStore | None:
+    def _shared(self) -> RateLimitStore | None:
+        """The store if it keeps shared buckets and sharing is on (no I/O: a memory
+        store costs nothing here)."""
         if not self._config().JWT_WS_RATE_LIMIT_SHARED:
             return None
+        store = self._current_store()
+        if store is not self._checked[0]:  # a Protocol isinstance costs microseconds
+            candidate: object = store  # a Store may also be a RateLimitStore
+            shared = candidate if isinstance(candidate, RateLimitStore) else None
+            self._checked = (store, shared)
+        return self._checked[1]
+
+    async def _opened(self) -> RateLimitStore:
+        """The shared store, opened (and subscribed) on first use."""
         store = await self._store()
-        return store if isinstance(store, RateLimitStore) else None
+        if store is self._checked[0] and self._checked[1] is not None:
+            return self._checked[1]
+        raise RuntimeError("the store was replaced while it was being opened")
 
     @contextlib.contextmanager
     def _failing_open(self) -> Iterator[None]:

@@ -44,7 +44,7 @@ class WebSocketAuthenticator:
         self._live = live
         self._tickets = tickets
         self._install_handlers = install_handlers
-        self._admission = Admission(config, revocations.store)
+        self._admission = Admission(config, revocations.store, revocations.current_store)
 
     async def authenticate(
         self, websocket: WebSocket, session_required: bool = False

@@ -85,7 +85,7 @@ def test_query_parameter(context, live_server_factory) -> None:  # type: ignore[
     token = page.evaluate(LOGIN, "query-user")
     opened_as(connect(page, server, f"/ws?token={token}"), "query-user")
     rejected = connect(page, server, "/ws?token=not-a-token")
-    assert (rejected["code"], rejected["reason"]) == (4001, "Invalid Token")
+    assert (rejected["code"], rejected["reason"]) == (4001, "invalid_token")
     assert connect(page, server, "/ws")["code"] == 4001
     server.assert_log_clean(token)
 
@@ -117,7 +117,7 @@ def test_cookie_same_origin_and_cross_origin(context, live_server_factory) -> No
     page.goto(other.http + "/")
     hijack = connect(page, server, "/ws")
     assert not hijack["messages"]
-    assert (hijack["code"], hijack["reason"]) == (4003, "Origin not allowed")
+    assert (hijack["code"], hijack["reason"]) == (4005, "origin_not_allowed")
     server.assert_log_clean(token)
 
 

@@ -237,7 +237,11 @@ async def test_blocklist(
     refused = await client.get(path, headers=bearer(bad))
     assert ok.status_code == 200
     assert refused.status_code == 401
-    assert refused.json() == {"message": "Invalid token", "error_type": "RevokedTokenError"}
+    assert refused.json() == {
+        "message": "Invalid token",
+        "error_type": "RevokedTokenError",
+        "reason": "token_revoked",
+    }
     if style != "async-call-object":
         # The callback receives the raw encoded token.
         assert seen == [good, bad]

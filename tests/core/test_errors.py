@@ -113,25 +113,56 @@ def _insufficient_scope(auth: AuthX[Any], revoked: set[str]) -> Request:
     return _in_header("/admin", auth.create_access_token("a", scopes=["read", "admin:posts:*"]))
 
 
-SCENARIOS: list[tuple[Callable[[AuthX[Any], set[str]], Request], int, str, str]] = [
-    (_missing, 401, "MissingTokenError", "Missing 'Bearer' in 'Authorization' header."),
-    (_malformed, 401, "JWTDecodeError", "Invalid Token"),
-    (_expired, 401, "TokenExpiredError", "Token has expired"),
-    (_expired_in_query, 401, "TokenExpiredError", "Token has expired"),
-    (_bad_signature, 401, "TokenInvalidSignatureError", "Signature verification failed"),
-    (_bad_signature_in_json, 401, "TokenInvalidSignatureError", "Signature verification failed"),
-    (_audience, 401, "TokenInvalidAudienceError", "Invalid audience"),
-    (_issuer, 401, "TokenInvalidIssuerError", "Invalid issuer"),
-    (_refresh_as_access, 401, "AccessTokenRequiredError", "Access token required"),
-    (_access_as_refresh, 401, "RefreshTokenRequiredError", "Refresh token required"),
-    (_not_fresh, 401, "FreshTokenRequiredError", "Fresh token required"),
-    (_revoked, 401, "RevokedTokenError", "Invalid token"),
-    (_cookie_without_csrf, 401, "MissingCSRFTokenError", "Missing CSRF token"),
-    (_cookie_wrong_csrf, 401, "CSRFError", "CSRF double submit does not match"),
+SCENARIOS: list[tuple[Callable[[AuthX[Any], set[str]], Request], int, str, str, str]] = [
+    (
+        _missing,
+        401,
+        "MissingTokenError",
+        "invalid_token",
+        "Missing 'Bearer' in 'Authorization' header.",
+    ),
+    (_malformed, 401, "JWTDecodeError", "invalid_token", "Invalid Token"),
+    (_expired, 401, "TokenExpiredError", "token_expired", "Token has expired"),
+    (_expired_in_query, 401, "TokenExpiredError", "token_expired", "Token has expired"),
+    (
+        _bad_signature,
+        401,
+        "TokenInvalidSignatureError",
+        "invalid_token",
+        "Signature verification failed",
+    ),
+    (
+        _bad_signature_in_json,
+        401,
+        "TokenInvalidSignatureError",
+        "invalid_token",
+        "Signature verification failed",
+    ),
+    (_audience, 401, "TokenInvalidAudienceError", "invalid_token", "Invalid audience"),
+    (_issuer, 401, "TokenInvalidIssuerError", "invalid_token", "Invalid issuer"),
+    (_refresh_as_access, 401, "AccessTokenRequiredError", "invalid_token", "Access token required"),
+    (
+        _access_as_refresh,
+        401,
+        "RefreshTokenRequiredError",
+        "invalid_token",
+        "Refresh token required",
+    ),
+    (_not_fresh, 401, "FreshTokenRequiredError", "invalid_token", "Fresh token required"),
+    (_revoked, 401, "RevokedTokenError", "token_revoked", "Invalid token"),
+    (_cookie_without_csrf, 401, "MissingCSRFTokenError", "invalid_token", "Missing CSRF token"),
+    (
+        _cookie_wrong_csrf,
+        401,
+        "CSRFError",
+        "invalid_token",
+        "CSRF double submit does not match",
+    ),
     (
         _insufficient_scope,
         403,
         "InsufficientScopeError",
+        "insufficient_scope",
         "Missing required scopes: ['admin:users:edit', 'read']. "
         "Provided: ['read', 'admin:posts:*']",
     ),
@@ -139,7 +170,7 @@ SCENARIOS: list[tuple[Callable[[AuthX[Any], set[str]], Request], int, str, str]]
 
 
 @pytest.mark.parametrize(
-    ("scenario", "status", "error_type", "message"),
+    ("scenario", "status", "error_type", "reason", "message"),
     SCENARIOS,
     ids=[s[0].__name__.strip("_") for s in SCENARIOS],
 )
@@ -150,6 +181,7 @@ async def test_error_response(
     scenario: Callable[[AuthX[Any], set[str]], Request],
     status: int,
     error_type: str,
+    reason: str,
     message: str,
 ) -> None:
     method, path, kwargs, token = scenario(auth, revoked)
@@ -157,8 +189,9 @@ async def test_error_response(
     assert response.status_code == status
     assert response.headers["content-type"] == "application/json"
     body = response.json()
-    assert set(body) == {"message", "error_type"}
+    assert set(body) == {"message", "error_type", "reason"}
     assert body["error_type"] == error_type
+    assert body["reason"] == reason
     assert body["message"].startswith(message)
     challenge = response.headers["WWW-Authenticate"]
     if error_type == "MissingTokenError":
@@ -166,9 +199,12 @@ async def test_error_response(
         assert challenge == "Bearer"
     elif status == 403:
         assert challenge.startswith('Bearer error="insufficient_scope", error_description="')
-        assert challenge.endswith('scope="admin:users:edit read"')
+        assert challenge.endswith('scope="admin:users:edit read", reason="insufficient_scope"')
     else:
-        assert challenge == f'Bearer error="invalid_token", error_description="{body["message"]}"'
+        assert challenge == (
+            f'Bearer error="invalid_token", error_description="{body["message"]}", '
+            f'reason="{reason}"'
+        )
     # Nothing a client (or a log of responses) sees repeats the token or the secret.
     seen = response.text + " ".join(f"{k}: {v}" for k, v in response.headers.items())
     assert SECRET not in seen
@@ -179,41 +215,85 @@ async def test_error_response(
 
 # Every class, raised from a route ------------------------------------------------------
 
-RAISED: list[tuple[Any, int, str]] = [
-    (exceptions.AuthXException("boom"), 401, "boom"),
-    (exceptions.JWTDecodeError("boom"), 401, "Invalid Token"),
-    (exceptions.TokenExpiredError("Token has expired"), 401, "Token has expired"),
-    (exceptions.TokenInvalidSignatureError("bad sig"), 401, "bad sig"),
-    (exceptions.TokenInvalidAudienceError("Invalid audience"), 401, "Invalid audience"),
-    (exceptions.TokenInvalidIssuerError("Invalid issuer"), 401, "Invalid issuer"),
-    (exceptions.CSRFError("mismatch"), 401, "CSRF double submit does not match"),
-    (exceptions.TokenError("boom"), 401, "Token Error"),
-    (exceptions.MissingTokenError("nothing here"), 401, "nothing here"),
-    (exceptions.MissingCSRFTokenError("no csrf"), 401, "no csrf"),
-    (exceptions.TokenTypeError("boom"), 401, "Bad token type"),
-    (exceptions.AccessTokenRequiredError("boom"), 401, "Access token required"),
-    (exceptions.RefreshTokenRequiredError("boom"), 401, "Refresh token required"),
-    (exceptions.RevokedTokenError("boom"), 401, "Invalid token"),
-    (exceptions.TokenRequiredError("boom"), 401, "Token required"),
-    (exceptions.FreshTokenRequiredError("boom"), 401, "Fresh token required"),
+RAISED: list[tuple[Any, int, str, str]] = [
+    (exceptions.AuthXException("boom"), 401, "invalid_token", "boom"),
+    (exceptions.JWTDecodeError("boom"), 401, "invalid_token", "Invalid Token"),
+    (
+        exceptions.TokenExpiredError("Token has expired"),
+        401,
+        "token_expired",
+        "Token has expired",
+    ),
+    (exceptions.TokenInvalidSignatureError("bad sig"), 401, "invalid_token", "bad sig"),
+    (
+        exceptions.TokenInvalidAudienceError("Invalid audience"),
+        401,
+        "invalid_token",
+        "Invalid audience",
+    ),
+    (
+        exceptions.TokenInvalidIssuerError("Invalid issuer"),
+        401,
+        "invalid_token",
+        "Invalid issuer",
+    ),
+    (
+        exceptions.CSRFError("mismatch"),
+        401,
+        "invalid_token",
+        "CSRF double submit does not match",
+    ),
+    (exceptions.TokenError("boom"), 401, "invalid_token", "Token Error"),
+    (exceptions.MissingTokenError("nothing here"), 401, "invalid_token", "nothing here"),
+    (exceptions.MissingCSRFTokenError("no csrf"), 401, "invalid_token", "no csrf"),
+    (exceptions.TokenTypeError("boom"), 401, "invalid_token", "Bad token type"),
+    (
+        exceptions.AccessTokenRequiredError("boom"),
+        401,
+        "invalid_token",
+        "Access token required",
+    ),
+    (
+        exceptions.RefreshTokenRequiredError("boom"),
+        401,
+        "invalid_token",
+        "Refresh token required",
+    ),
+    (exceptions.RevokedTokenError("boom"), 401, "token_revoked", "Invalid token"),
+    (exceptions.TokenRequiredError("boom"), 401, "invalid_token", "Token required"),
+    (
+        exceptions.FreshTokenRequiredError("boom"),
+        401,
+        "invalid_token",
+        "Fresh token required",
+    ),
     (
         exceptions.InsufficientScopeError(required=["admin"], provided=["read"]),
         403,
+        "insufficient_scope",
         "Missing required scopes: ['admin']. Provided: ['read']",
     ),
     (
         exceptions.BadConfigurationError("JWT_SECRET_KEY is not set"),
         500,
+        "server_error",
         "JWT_SECRET_KEY is not set",
     ),
 ]
 
 
 @pytest.mark.parametrize(
-    ("error", "status", "message"), RAISED, ids=[type(e).__name__ for e, _, _ in RAISED]
+    ("error", "status", "reason", "message"),
+    RAISED,
+    ids=[type(e).__name__ for e, _, _, _ in RAISED],
 )
 async def test_every_error_class(
-    client: httpx.AsyncClient, app: FastAPI, error: Exception, status: int, message: str
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    error: Exception,
+    status: int,
+    reason: str,
+    message: str,
 ) -> None:
     @app.get("/raise")
     async def raise_it() -> None:
@@ -221,7 +301,11 @@ async def test_every_error_class(
 
     response = await client.get("/raise")
     assert response.status_code == status
-    assert response.json() == {"message": message, "error_type": type(error).__name__}
+    assert response.json() == {
+        "message": message,
+        "error_type": type(error).__name__,
+        "reason": reason,
+    }
     if status in (401, 403):
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
     else:
@@ -263,7 +347,11 @@ async def test_messages_can_be_overridden_per_instance() -> None:
     auth.MSG_JWTDecodeError = "Nope"  # type: ignore[misc]
     async with serve(auth) as client:
         response = await client.get("/access", headers=bearer("not-a-jwt"))
-    assert response.json() == {"message": "Nope", "error_type": "JWTDecodeError"}
+    assert response.json() == {
+        "message": "Nope",
+        "error_type": "JWTDecodeError",
+        "reason": "invalid_token",
+    }
     assert make_auth().MSG_JWTDecodeError == "Invalid Token"
 
 

@@ -141,7 +141,11 @@ async def test_unreachable_store_fails_closed_and_logs_the_masked_url(
         response = await get_access(auth, auth.create_access_token("alice"))
     assert (response.status_code, response.json()) == (
         503,
-        {"message": "Revocation store unavailable", "error_type": "StoreUnavailableError"},
+        {
+            "message": "Revocation store unavailable",
+            "error_type": "StoreUnavailableError",
+            "reason": "store_unavailable",
+        },
     )
     assert "redis://:***@store.test:6379/0" in caplog.text
     assert "s3cret" not in caplog.text

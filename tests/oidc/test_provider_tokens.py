@@ -415,6 +415,8 @@ async def test_bad_provider_tokens_are_refused_everywhere(
     case: str,
 ) -> None:
     make, error_type = REFUSALS[case]
+    reason = "token_expired" if error_type == "TokenExpiredError" else "invalid_token"
+    code = 4002 if reason == "token_expired" else 4001
     token = make(provider, oidc_provider_factory)
 
     http = await get_me(deny, token)
@@ -423,12 +425,22 @@ async def test_bad_provider_tokens_are_refused_everywhere(
     ws_message_closed = await via_message(deny, token)
 
     assert http.status_code == 401, http.text
-    assert http.json()["error_type"] == error_type
+    assert (http.json()["error_type"], http.json()["reason"]) == (error_type, reason)
     assert http.headers["www-authenticate"].startswith('Bearer error="invalid_token"')
+    assert http.headers["www-authenticate"].endswith(f'reason="{reason}"')
     assert (ws_denied.kind, ws_denied.status, ws_denied.error_type) == ("denied", 401, error_type)
-    assert (ws_header_closed.kind, ws_header_closed.code) == ("closed", 4001)
+    assert ws_denied.body["reason"] == reason
+    assert (ws_header_closed.kind, ws_header_closed.code, ws_header_closed.reason) == (
+        "closed",
+        code,
+        reason,
+    )
     # The first-message transport has accepted the socket: its refusal is a close.
-    assert (ws_message_closed.kind, ws_message_closed.code) == ("closed", 4001)
+    assert (ws_message_closed.kind, ws_message_closed.code, ws_message_closed.reason) == (
+        "closed",
+        code,
+        reason,
+    )
     for texts in (shown(http), ws_denied.texts, ws_header_closed.texts, ws_message_closed.texts):
         assert_not_shown(texts, token)
     deny.assert_log_clean(*secrets_of(token), wait=LOG_SETTLE)
@@ -481,7 +493,7 @@ async def test_connections_close_at_the_provider_tokens_exp_unless_refreshed(
     )
 
     for code, reason, seen_at in (by_query, by_ticket):
-        assert (code, reason) == (4001, "Token expired")
+        assert (code, reason) == (4002, "token_expired")
         assert exp - 0.05 <= seen_at <= exp + 1.0, seen_at - exp
     longer_exp = claims_of(longer)["exp"]
     assert answer == {"type": "authx.refreshed", "exp": longer_exp}
@@ -499,7 +511,7 @@ async def test_inband_refresh_with_another_subjects_token_closes(
         await ws.send(json.dumps({"type": "authx.refresh", "token": other}))
         code, reason, _ = await closed_after(ws, timeout=TIMEOUT)
 
-    assert (code, reason) == (4001, "Token subject mismatch")
+    assert (code, reason) == (4001, "invalid_token")
     deny.assert_log_clean(*secrets_of(token), *secrets_of(other), wait=LOG_SETTLE)
 
 
@@ -522,11 +534,13 @@ async def test_revoke_subject_closes_provider_token_connections(
         await other.send("still here?")
         echo = json.loads(await asyncio.wait_for(other.recv(), TIMEOUT))
 
-    assert [(code, reason) for code, reason, _ in closes] == [(4001, "Token revoked")] * 2
+    assert [(code, reason) for code, reason, _ in closes] == [(4004, "token_revoked")] * 2
     assert echo["sub"] == "sam"
     again = await via_query(deny, token)
     assert (again.kind, again.status, again.error_type) == ("denied", 401, "RevokedTokenError")
-    assert (await get_me(deny, token)).json()["error_type"] == "RevokedTokenError"
+    assert again.body["reason"] == "token_revoked"
+    body = (await get_me(deny, token)).json()
+    assert (body["error_type"], body["reason"]) == ("RevokedTokenError", "token_revoked")
     deny.assert_log_clean(*secrets_of(token), ticket, wait=LOG_SETTLE)
 
 
@@ -679,12 +693,16 @@ async def test_provider_outage_grace_then_fail_closed_then_recovery(
         for response in failed:
             assert response.status_code == 503, response.text
             assert response.json()["error_type"] == "KeySourceUnavailableError"
+            assert response.json()["reason"] == "keys_unavailable"
             assert_not_shown(shown(response), token)
         denied = await via_query(deny, token)
         closed = await via_query(close, token)
         assert (denied.kind, denied.status) == ("denied", 503)
-        assert denied.error_type == "KeySourceUnavailableError"
-        assert (closed.kind, closed.code) == ("closed", 1011)
+        assert (denied.error_type, denied.body["reason"]) == (
+            "KeySourceUnavailableError",
+            "keys_unavailable",
+        )
+        assert (closed.kind, closed.code, closed.reason) == ("closed", 1013, "keys_unavailable")
         assert_not_shown([*denied.texts, *closed.texts], token)
         # The app's own tokens never depend on the provider.
         assert (await get_me(deny, own)).status_code == 200

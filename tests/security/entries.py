@@ -4,7 +4,8 @@ An :class:`Entry` presents one token at one entry point of a live server (HTTP
 header, cookie, query and JSON body; WebSocket query, header, subprotocol, cookie,
 ticket, first message and in-band refresh) and reports a :class:`Seen`: whether
 the token was accepted, the status or close code, and every text the client was
-shown (body, headers, close reason), so tests can look for leaked tokens in it.
+shown (body, headers, close reason), so tests can look for leaked tokens in it,
+and the reason token of the refusal (the JSON body's ``reason``, or the close reason).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class Seen:
     note: str = ""
     #: Other secrets the exchange involved (a ticket), for the log checks.
     secrets: list[str] = field(default_factory=list)
+    #: The reason token of a refusal: the JSON body's ``reason`` or the close reason.
+    reason: str | None = None
 
     def __str__(self) -> str:
         state = "ACCEPTED" if self.accepted else "refused"
@@ -50,15 +53,16 @@ class Seen:
 
 
 def _http_seen(response: httpx.Response) -> Seen:
-    error_type = None
+    error_type = reason = None
     try:
         body = response.json()
     except ValueError:
         body = None
     if isinstance(body, dict):
         error_type = body.get("error_type")
+        reason = body.get("reason")
     texts = [response.text, *(f"{k}: {v}" for k, v in response.headers.items())]
-    return Seen(response.status_code == 200, response.status_code, texts, error_type)
+    return Seen(response.status_code == 200, response.status_code, texts, error_type, reason=reason)
 
 
 def _client(server: LiveServer) -> httpx.AsyncClient:
@@ -98,16 +102,17 @@ async def ws_open(
                 except ConnectionClosed as closed:
                     rcvd = closed.rcvd
                     reason = rcvd.reason if rcvd else ""
-                    return Seen(False, rcvd.code if rcvd else None, [reason])
+                    return Seen(False, rcvd.code if rcvd else None, [reason], reason=reason)
                 return Seen(True, None, [str(raw)])
     except InvalidStatus as exc:
         response = exc.response
         body = bytes(response.body or b"").decode(errors="replace")
-        error_type = None
+        error_type = reason = None
         if body.startswith("{"):
-            error_type = json.loads(body).get("error_type")
+            data = json.loads(body)
+            error_type, reason = data.get("error_type"), data.get("reason")
         headers_seen = [f"{k}: {v}" for k, v in response.headers.raw_items()]
-        return Seen(False, response.status_code, [body, *headers_seen], error_type)
+        return Seen(False, response.status_code, [body, *headers_seen], error_type, reason=reason)
     except TimeoutError:
         return Seen(False, None, [], note="no answer in time")
     except (InvalidHandshake, ConnectionClosed, OSError) as exc:
@@ -135,7 +140,7 @@ async def ws_send_after_open(server: LiveServer, message: str, path: str, opener
                 except ConnectionClosed as closed:
                     rcvd = closed.rcvd
                     reason = rcvd.reason if rcvd else ""
-                    return Seen(False, rcvd.code if rcvd else None, [reason])
+                    return Seen(False, rcvd.code if rcvd else None, [reason], reason=reason)
                 answer = json.loads(raw)
                 accepted = isinstance(answer, dict) and answer.get("type") == "authx.refreshed"
                 return Seen(accepted, None, [str(raw)], note="" if accepted else "not closed")
@@ -240,6 +245,8 @@ class Entry:
     mode: str = "deny"
     #: What refusing an unauthenticated token looks like: HTTP 401 or close 4001.
     refused: int = 401
+    #: What refusing a revoked token looks like: HTTP 401 or close 4004.
+    revoked: int = 401
 
     def __str__(self) -> str:
         return self.name
@@ -251,26 +258,34 @@ ENTRIES = (
     Entry("http-query", _http_query, _url_safe),
     Entry("http-json", _http_json, _anything),
     Entry("ws-query", _ws_query, _url_safe),
-    Entry("ws-query-close-mode", _ws_query, _url_safe, mode="close", refused=4001),
+    Entry("ws-query-close-mode", _ws_query, _url_safe, mode="close", refused=4001, revoked=4004),
     Entry("ws-header", _ws_header, _header_safe),
     Entry("ws-subprotocol", _ws_subprotocol, _tchars),
     Entry("ws-cookie", _ws_cookie, _cookie_safe),
     Entry("ws-ticket", _ws_ticket, _header_safe),
-    Entry("ws-first-message", _ws_message, _anything, refused=4001),
-    Entry("ws-inband-refresh", _ws_refresh, _anything, refused=4001),
+    Entry("ws-first-message", _ws_message, _anything, refused=4001, revoked=4004),
+    Entry("ws-inband-refresh", _ws_refresh, _anything, refused=4001, revoked=4004),
 )
 
 
-def judge(entry: Entry, seen: Seen, error_type: str | None = None) -> str | None:
-    """Why ``seen`` is not the refusal ``entry`` documents (None when it is)."""
+def judge(
+    entry: Entry, seen: Seen, error_type: str | None = None, revoked: bool = False
+) -> str | None:
+    """Why ``seen`` is not the refusal ``entry`` documents (None when it is): of an
+    unauthenticated token (``invalid_token``), or of a revoked one (``token_revoked``)."""
     if seen.accepted:
         return f"accepted: {seen}"
-    if seen.code != entry.refused:
-        return f"expected {entry.refused}: {seen}"
-    if entry.refused == 401 and seen.error_type is None:
+    code, reason = (entry.revoked, "token_revoked") if revoked else (entry.refused, "invalid_token")
+    if revoked:
+        error_type = "RevokedTokenError"
+    if seen.code != code:
+        return f"expected {code}: {seen}"
+    if code == 401 and seen.error_type is None:
         return f"401 without an AuthX error body: {seen}"
     if error_type is not None and seen.error_type not in (None, error_type):
         return f"expected {error_type}: {seen}"
+    if seen.reason != reason:
+        return f"expected reason {reason!r}, got {seen.reason!r}: {seen}"
     return None
 
 

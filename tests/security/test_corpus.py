@@ -4,10 +4,12 @@ One test per attack class: each of its variants is presented at every entry poin
 that can carry it (HTTP header, cookie, query, JSON body; WebSocket query in both
 rejection modes, header, subprotocol, cookie, ticket, first message, in-band
 refresh). Each must be refused as an authentication failure (HTTP 401, or the
-WebSocket handshake denied with 401, or close 4001), with no ERROR or Traceback in
-the server log, and with the token shown nowhere: not in a body, a header, a
-close reason or a log line. Every entry point first accepts a genuine token, so
-a refusal is the token's doing, not a broken entry point's.
+WebSocket handshake denied with 401, or close 4001; reason ``invalid_token``),
+with no ERROR or Traceback in the server log, and with the token shown nowhere:
+not in a body, a header, a close reason or a log line. Every entry point first
+accepts a genuine token, so a refusal is the token's doing, not a broken entry
+point's. A revoked token is refused as revoked (401 ``RevokedTokenError``, or close
+4004; reason ``token_revoked``), and every respelling of it as unauthenticated.
 """
 
 from __future__ import annotations
@@ -47,7 +49,10 @@ async def _run(
     variants: tuple[tuple[str, str], ...] | list[tuple[str, str]],
     error_type: str | None = None,
     entries: tuple[Entry, ...] = ENTRIES,
+    revoked: frozenset[str] = frozenset(),
 ) -> None:
+    """Present every variant at every entry; those labelled in ``revoked`` must be
+    refused as revoked (close 4004, ``token_revoked``), the others as unauthenticated."""
     watch = LogWatch(*servers.values())
     problems: list[str] = []
     secrets = [s for _, token in variants for s in secrets_of(token)] + KEY_LINES
@@ -63,7 +68,7 @@ async def _run(
                 continue
             carried += 1
             seen: Seen = await entry.present(server, token)
-            why = judge(entry, seen, error_type)
+            why = judge(entry, seen, error_type, revoked=label in revoked)
             if why:
                 problems.append(f"{entry} / {label}: {why}")
             secrets += seen.secrets
@@ -104,7 +109,8 @@ async def test_revoked_token_is_refused_in_every_spelling(
     assert (await entry.present(server, token)).accepted
     await http_post(server, f"/test/revoke?token={token}")
     variants = [("exact", token), *respellings(token)]
-    await _run(servers, variants, entries=(entry,))
+    await _run(servers, variants, entries=(entry,), revoked=frozenset({"exact"}))
     # The exact token is refused as revoked, wherever the client can read why.
     seen = await entry.present(server, token)
     assert seen.error_type in (None, "RevokedTokenError"), seen
+    assert (seen.code, seen.reason) == (entry.revoked, "token_revoked"), seen

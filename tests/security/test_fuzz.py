@@ -10,7 +10,8 @@ Invariants:
   with an ``AuthXException`` or has well-typed fields (alg, typ, kid, sub, type,
   finite times, scopes);
 * random headers, query strings, first messages and in-band messages are answered
-  with 401 / close 4001 (or reach the endpoint untouched), never with an exception.
+  with 401 / close 4001 ``invalid_token`` (close 4004 ``token_revoked`` for the
+  revoked token itself), or reach the endpoint untouched; never with an exception.
 
 The default profile is bounded (``security``: 200 examples a test); ``make fuzz``
 runs the long one (``HYPOTHESIS_PROFILE=fuzz``). See ``conftest.py``.
@@ -456,8 +457,40 @@ _first_messages = st.one_of(
 )
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
+def _message_in(text: str | bytes, kind: str) -> tuple[bool, Any]:
+    """Whether ``text`` is, as strict JSON, a ``kind`` message; and its token."""
+    if isinstance(text, bytes):
+        return False, None
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        return False, None
+    if isinstance(data, dict) and data.get("type") == kind:
+        return True, data.get("token")
+    return False, None
+
+
+def _refresh_in(text: str) -> tuple[bool, Any]:
+    """Whether ``text`` is, as strict JSON, a refresh message; and its token."""
+    return _message_in(text, "authx.refresh")
+
+
+def _refusal(is_message: bool, token: Any) -> tuple[int, str]:
+    """The close of a refused message: 4004 ``token_revoked`` when it carries the revoked
+    token itself (a mutation of it does not decode), else 4001 ``invalid_token``."""
+    if is_message and token == REVOKED_TOKEN:
+        return 4004, "token_revoked"
+    return 4001, "invalid_token"
+
+
 @given(message=_first_messages)
-def test_random_first_messages_close_4001(message_client: TestClient, message: str | bytes) -> None:
+def test_random_first_messages_close_invalid_or_revoked(
+    message_client: TestClient, message: str | bytes
+) -> None:
     with message_client.websocket_connect("/ws") as ws:
         if isinstance(message, bytes):
             ws.send_bytes(message)
@@ -465,23 +498,9 @@ def test_random_first_messages_close_4001(message_client: TestClient, message: s
             ws.send_text(message)
         answer = ws.receive()
     assert answer["type"] == "websocket.close", answer
-    assert answer["code"] == 4001, answer
+    expected = _refusal(*_message_in(message, "authx.auth"))
+    assert (answer["code"], answer["reason"]) == expected, answer
     assert REVOKED_TOKEN not in str(answer.get("reason"))
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(name)
-
-
-def _refresh_in(text: str) -> tuple[bool, Any]:
-    """Whether ``text`` is, as strict JSON, a refresh message; and its token."""
-    try:
-        data = json.loads(text, parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
-        return False, None
-    if isinstance(data, dict) and data.get("type") == "authx.refresh":
-        return True, data.get("token")
-    return False, None
 
 
 _inband_messages = st.one_of(
@@ -506,15 +525,16 @@ _inband_messages = st.one_of(
 
 @given(message=_inband_messages)
 def test_random_inband_messages(client: TestClient, message: str) -> None:
-    """A refresh message closes 4001 unless its token is a valid one; any other text
-    reaches the endpoint as it is (or closes 4001); nothing else ever happens."""
+    """A refresh message closes 4001 unless its token is a valid one (4004 when it is the
+    revoked token); any other text reaches the endpoint as it is (or closes 4001);
+    nothing else ever happens."""
     with client.websocket_connect(f"/ws?token={ORIGINAL}") as ws:
         assert ws.receive_json() == {"user": "alice"}
         ws.send_text(message)
         answer = ws.receive()
     is_refresh, token = _refresh_in(message)
     if answer["type"] == "websocket.close":
-        assert answer["code"] == 4001, answer
+        assert (answer["code"], answer["reason"]) == _refusal(is_refresh, token), answer
         assert token != ORIGINAL, "a valid refresh closed the connection"
         return
     data = json.loads(answer["text"])

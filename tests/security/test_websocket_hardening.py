@@ -55,9 +55,18 @@ def assert_clean(watch: LogWatch, *tokens: str) -> None:
             assert secret not in log, f"a token leaked into the server log:\n{log}"
 
 
-def assert_refused(seen: Seen, code: int, *tokens: str) -> None:
+#: The reason token each close code here stands for (authx.close_codes' defaults).
+CLOSE_REASONS = {4001: "invalid_token", 4003: "insufficient_scope", 4004: "token_revoked"}
+
+
+def assert_refused(seen: Seen, code: int, *tokens: str, reason: str | None = None) -> None:
+    """Refused with ``code`` and ``reason`` (by default, the close code's reason token;
+    an HTTP status's reason is checked only when given)."""
     assert not seen.accepted, seen
     assert seen.code == code, seen
+    expected = reason or CLOSE_REASONS.get(code)
+    if expected is not None:
+        assert seen.reason == expected, seen
     for token in tokens:
         assert not leaks(seen, secrets_of(token)), seen
 
@@ -152,7 +161,7 @@ REFRESH_CASES = {
     "admin-without-wildcard": 4003,
     "admin-sub-scope": 4003,
     "no-scopes": 4003,
-    "blocklisted": 4001,
+    "blocklisted": 4004,
     "blocklisted-respelled": 4001,
     "refresh-type": 4001,
     "other-subject": 4001,
@@ -185,8 +194,9 @@ async def _offered(server: LiveServer, case: str, sub: str) -> list[str]:
 @pytest.mark.parametrize("case", list(REFRESH_CASES))
 async def test_inband_refresh_on_scoped_endpoint(server: LiveServer, case: str) -> None:
     """On ``ws_scopes_required("admin:*")`` (a literal requirement: the token must hold
-    ``admin:*``) a refresh to a token without it closes 4003; a blocklisted, refresh-type
-    or other subject's token closes 4001; a token holding ``admin:*`` is accepted."""
+    ``admin:*``) a refresh to a token without it closes 4003; a blocklisted token closes
+    4004; a respelled blocklisted, refresh-type or other subject's token closes 4001; a
+    token holding ``admin:*`` is accepted."""
     watch = LogWatch(server)
     sub = unique("admin")
     opener = genuine(sub, scopes=["admin:*"])
@@ -227,7 +237,7 @@ async def test_revoke_subject_refuses_tokens_without_iat(server: LiveServer) -> 
         await ws.recv()
         await http_post(server, f"/test/revoke-subject?sub={sub}")
         code, reason, _ = await closed_after(ws)
-    assert (code, reason) == (4001, "Token revoked")
+    assert (code, reason) == (4004, "token_revoked")
     # Past the revocation's second, so that a token issued now is not revoked.
     await asyncio.sleep(1.1)
     later = genuine(sub)
@@ -235,14 +245,16 @@ async def test_revoke_subject_refuses_tokens_without_iat(server: LiveServer) -> 
     assert (await ws_open(f"{server.ws}/ws?token={later}")).accepted
     # Without iat the issue time is unknown: it counts as before the revocation.
     seen = await http_get(server, "/me", headers=_bearer(no_iat))
-    assert_refused(seen, 401, no_iat)
+    assert_refused(seen, 401, no_iat, reason="token_revoked")
     assert seen.error_type == "RevokedTokenError"
-    assert_refused(await ws_open(f"{server.ws}/ws?token={no_iat}"), 401, no_iat)
+    seen = await ws_open(f"{server.ws}/ws?token={no_iat}")
+    assert_refused(seen, 401, no_iat, reason="token_revoked")
+    assert seen.error_type == "RevokedTokenError"
     seen = await ws_open(
         f"{server.ws}/ws", first=json.dumps({"type": "authx.auth", "token": no_iat})
     )
-    assert_refused(seen, 4001, no_iat)
-    assert_refused(await ws_refresh(server, no_iat, opener=genuine(sub)), 4001, no_iat)
+    assert_refused(seen, 4004, no_iat)
+    assert_refused(await ws_refresh(server, no_iat, opener=genuine(sub)), 4004, no_iat)
     assert_clean(watch, no_iat, later)
 
 
@@ -269,7 +281,7 @@ async def test_ticket_of_a_blocklisted_token_does_not_open(
     assert (await ws_open(f"{server.ws}/ws?ticket={control['ticket']}")).accepted
     await http_post(server, f"/test/revoke?token={token}")
     seen = await ws_open(f"{server.ws}/ws?ticket={ticket}")
-    assert_refused(seen, 401 if mode == "deny" else 4001, token, ticket)
+    assert_refused(seen, 401 if mode == "deny" else 4004, token, ticket, reason="token_revoked")
     assert_clean(watch, token, ticket)
 
 

@@ -61,13 +61,17 @@ async def test_revocation_reaches_another_process(live_server_factory, store_url
             started = time.monotonic()
             assert await asyncio.to_thread(post, a, f"/revoke/token?token={victim}") == 200
             seen = await watcher
-            assert (ws.close_code, ws.close_reason) == (4001, "Token revoked")
+            assert (ws.close_code, ws.close_reason) == (4004, "token_revoked")
             delays.append(seen - started)
             await other.send("still open?")
             assert json.loads(await asyncio.wait_for(other.recv(), 5))["echo"] == "still open?"
         # B refuses the token at its next handshake too.
         outcome = await handshake(f"{b.ws}/ws?token={victim}")
-        assert (outcome.status, outcome.body["error_type"]) == (401, "RevokedTokenError")
+        assert (outcome.status, outcome.body["error_type"], outcome.body["reason"]) == (
+            401,
+            "RevokedTokenError",
+            "token_revoked",
+        )
     print(f"cross-process revocation via {store_url.split(':')[0]}: {sorted(delays)}")  # noqa: T201
     limit = 0.2 if store_url.startswith("redis") else 0.5
     assert max(delays) < limit, delays
@@ -122,7 +126,7 @@ async def test_redis_outage_fails_closed_and_recovers(live_server_factory, fault
         watcher = asyncio.ensure_future(close_seen(ws))
         assert await asyncio.to_thread(post, server, f"/revoke/token?token={held}") == 200
         await watcher
-        assert ws.close_code == 4001
+        assert (ws.close_code, ws.close_reason) == (4004, "token_revoked")
     log = server.assert_log_clean()
     assert "unavailable" in log
 

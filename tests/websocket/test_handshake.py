@@ -25,16 +25,32 @@ def server(request: pytest.FixtureRequest, live_server_factory):  # type: ignore
     return live_server_factory(APP, JWT_SECRET_KEY=SECRET, JWT_WS_REJECTION=request.param)
 
 
+#: The reason token of each error whose token is not ``invalid_token``.
+REASONS = {
+    "TokenExpiredError": "token_expired",
+    "RevokedTokenError": "token_revoked",
+    "InsufficientScopeError": "insufficient_scope",
+}
+#: The default close code of each reason token.
+CLOSE_CODES = {
+    "invalid_token": 4001,
+    "token_expired": 4002,
+    "insufficient_scope": 4003,
+    "token_revoked": 4004,
+}
+
+
 def assert_rejected(outcome: Outcome, mode: str, error_type: str, status: int = 401) -> None:
+    reason = REASONS.get(error_type, "invalid_token")
     if mode == "deny":
         assert outcome.kind == "denied", outcome
         assert outcome.status == status
         assert outcome.body["error_type"] == error_type
+        assert outcome.body["reason"] == reason
         assert outcome.headers["www-authenticate"].startswith("Bearer")
     else:
         assert outcome.kind == "closed", outcome
-        assert outcome.code == (4001 if status == 401 else 4003)
-        assert outcome.reason
+        assert (outcome.code, outcome.reason) == (CLOSE_CODES[reason], reason)
 
 
 def mode_of(server) -> str:  # type: ignore[no-untyped-def]

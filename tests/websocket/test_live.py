@@ -49,7 +49,7 @@ async def test_expired_token_closes_connection(server, path: str) -> None:  # ty
     async with websockets.connect(f"{server.ws}{path}?token={t}") as ws:
         assert "Hello" in json.loads(await ws.recv())["message"]
         code, reason, at = await closed_after(ws)
-    assert (code, reason) == (4001, "Token expired")
+    assert (code, reason) == (4002, "token_expired")
     assert exp - 0.05 <= at <= exp + 1.0
     server.assert_log_clean(t)
 
@@ -60,8 +60,8 @@ async def test_endpoint_blocked_in_receive_sees_a_disconnect(server) -> None:  #
         await ws.recv()
         await ws.send("hello")
         assert json.loads(await ws.recv())["echo"] == "hello"
-        code, _, _ = await closed_after(ws)
-    assert code == 4001
+        code, reason, _ = await closed_after(ws)
+    assert (code, reason) == (4002, "token_expired")
     await asyncio.sleep(0.2)
     assert get(server, "/stats")["connections"] == 0
     server.assert_log_clean(t)
@@ -77,8 +77,8 @@ async def test_expiry_warning_arrives_on_time(server) -> None:  # type: ignore[n
         arrived = time.time()
         assert warning == {"type": "authx.expiring", "exp": pytest.approx(exp)}
         assert exp - 1.0 - 0.05 <= arrived <= exp - 1.0 + 0.5
-        code, _, _ = await closed_after(ws)
-    assert code == 4001
+        code, reason, _ = await closed_after(ws)
+    assert (code, reason) == (4002, "token_expired")
 
 
 async def test_inband_refresh_keeps_the_connection(server) -> None:  # type: ignore[no-untyped-def]
@@ -108,11 +108,16 @@ def _refresh_token() -> str:
 
 
 @pytest.mark.parametrize(
-    "make_token",
-    [_other_subject, _refresh_token, lambda: "garbage", lambda: "revoked"],
+    ("make_token", "expected"),
+    [
+        (_other_subject, (4001, "invalid_token")),
+        (_refresh_token, (4001, "invalid_token")),
+        (lambda: "garbage", (4001, "invalid_token")),
+        (lambda: "revoked", (4004, "token_revoked")),
+    ],
     ids=["other-subject", "refresh-token", "garbage", "revoked"],
 )
-async def test_bad_inband_refresh_closes(server, make_token) -> None:  # type: ignore[no-untyped-def]
+async def test_bad_inband_refresh_closes(server, make_token, expected) -> None:  # type: ignore[no-untyped-def]
     t = token(seconds=30)
     offered = make_token()
     if offered == "revoked":
@@ -122,8 +127,7 @@ async def test_bad_inband_refresh_closes(server, make_token) -> None:  # type: i
         await ws.recv()
         await ws.send(json.dumps({"type": "authx.refresh", "token": offered}))
         code, reason, _ = await closed_after(ws)
-    assert code == 4001
-    assert reason
+    assert (code, reason) == expected
     server.assert_log_clean(t, offered)
 
 
@@ -140,12 +144,16 @@ async def test_revoke_token_closes_exactly_its_holders(server) -> None:  # type:
         post(server, f"/revoke/token?token={a}")
         for ws in (a1, a2):
             code, reason, at = await closed_after(ws)
-            assert (code, reason) == (4001, "Token revoked")
+            assert (code, reason) == (4004, "token_revoked")
             assert at - started < 1.0
         await b1.send("ok?")
         assert json.loads(await asyncio.wait_for(b1.recv(), 5))["echo"] == "ok?"
     outcome = await handshake(f"{server.ws}/ws?token={a}")
-    assert (outcome.status, outcome.body["error_type"]) == (401, "RevokedTokenError")
+    assert (outcome.status, outcome.body["error_type"], outcome.body["reason"]) == (
+        401,
+        "RevokedTokenError",
+        "token_revoked",
+    )
     server.assert_log_clean(a, b)
 
 
@@ -162,7 +170,7 @@ async def test_revoke_subject_closes_only_that_subject(server) -> None:  # type:
         post(server, "/revoke/subject?sub=alice")
         for ws in (a1, a2):
             code, reason, _ = await closed_after(ws)
-            assert (code, reason) == (4001, "Token revoked")
+            assert (code, reason) == (4004, "token_revoked")
         await b1.send("bob here")
         assert json.loads(await asyncio.wait_for(b1.recv(), 5))["user"] == "bob"
         assert get(server, "/connections?sub=alice")["count"] == 0
@@ -182,8 +190,8 @@ async def test_scopes_follow_the_current_token(server) -> None:  # type: ignore[
         await ws.send(json.dumps({"type": "authx.refresh", "token": narrower}))
         assert json.loads(await ws.recv())["type"] == "authx.refreshed"
         await ws.send("admin")
-        code, _, _ = await closed_after(ws)
-    assert code == 4003
+        code, reason, _ = await closed_after(ws)
+    assert (code, reason) == (4003, "insufficient_scope")
     server.assert_log_clean(admin, narrower)
 
 
@@ -209,15 +217,19 @@ async def test_connection_limit(live_server_factory, mode: str, policy: str) -> 
         if policy == "close_oldest":
             assert third.kind == "open"
             code, reason, _ = await closed_after(first)
-            assert (code, reason) == (4008, "Too many connections")
+            assert (code, reason) == (4009, "too_many_connections")
         elif mode == "close":
             assert (third.kind, third.code, third.reason) == (
                 "closed",
-                4008,
-                "Too many connections",
+                4009,
+                "too_many_connections",
             )
         else:
-            assert (third.status, third.body["error_type"]) == (429, "TooManyConnectionsError")
+            assert (third.status, third.body["error_type"], third.body["reason"]) == (
+                429,
+                "TooManyConnectionsError",
+                "too_many_connections",
+            )
         # Another subject is not affected.
         assert (await handshake(f"{server.ws}/ws?token={token('other')}")).kind == "open"
     server.assert_log_clean(t)

@@ -2,7 +2,7 @@
 
 An origin is the serialised ``scheme://host[:port]`` a browser sends. Anything
 that is not character for character one of the allowed origins is refused
-(403 OriginNotAllowedError, or close 4003): a longer host, a sub-domain of an
+(403 OriginNotAllowedError, or close 4005): a longer host, a sub-domain of an
 attacker, another port or scheme, a path or trailing slash, other letter case.
 Browsers always send the lowercase serialisation, so the last refuses nothing a
 browser would send.
@@ -97,10 +97,11 @@ def assert_refused(connection: Connection, mode: str = "deny") -> None:
         assert connection.body == {
             "message": "Origin not allowed",
             "error_type": "OriginNotAllowedError",
+            "reason": "origin_not_allowed",
         }
     else:
         assert connection.kind == "closed", connection.sent
-        assert connection.close == (4003, "Origin not allowed")
+        assert connection.close == (4005, "origin_not_allowed")
 
 
 def assert_open(connection: Connection, user: str) -> None:

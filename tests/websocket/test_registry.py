@@ -187,7 +187,7 @@ async def test_subject_revocation_closes_every_session(
         await auth.revoke_subject("alice")
 
     for _, outbox, _ in alice:
-        assert closes(outbox) == [(4001, "Token revoked")]
+        assert closes(outbox) == [(4004, "token_revoked")]
     assert closes(bob[1]) == []
     assert auth.active_connections("alice") == []
     assert [s.sub for s in auth.active_connections()] == ["bob"]
@@ -212,7 +212,7 @@ async def test_token_revocation_closes_every_holder(store_kind: str) -> None:
     other = await connect(app, f"token={kept}")
     await auth.revoke_token(revoked)
     for _, outbox, _ in holders:
-        assert closes(outbox) == [(4001, "Token revoked")]
+        assert closes(outbox) == [(4004, "token_revoked")]
     assert closes(other[1]) == []
     assert len(auth.active_connections("alice")) == 1
     await end_all(*holders, other)
@@ -279,7 +279,11 @@ async def test_limit_rejects_the_connection_over_it() -> None:
     third = await ws_connect(app, query=f"token={token}")
     assert (third.status, third.body) == (
         429,
-        {"message": "Too many connections", "error_type": "TooManyConnectionsError"},
+        {
+            "message": "Too many connections",
+            "error_type": "TooManyConnectionsError",
+            "reason": "too_many_connections",
+        },
     )
     other = await ws_connect(app, query=f"token={auth.create_access_token(uid='bob')}")
     assert other.kind == "open"
@@ -299,7 +303,7 @@ async def test_limit_closes_only_the_oldest(limit: int) -> None:
     newest = await ws_connect(app, query=f"token={token}")
     await asyncio.sleep(0)
     assert newest.kind == "open"
-    assert opened[0].close == (4008, "Too many connections")
+    assert opened[0].close == (4009, "too_many_connections")
     assert all(c.close is None for c in opened[1:])
     assert len(auth.active_connections("alice")) == limit
     for connection in [*opened, newest]:
@@ -315,7 +319,7 @@ async def test_subject_revocation_spares_tokens_issued_after_it() -> None:
     old_connection = await ws_connect(app, query=f"token={old}")
     later_connection = await ws_connect(app, query=f"token={later}")
     await auth.revoke_subject("alice")
-    assert old_connection.close == (4001, "Token revoked")
+    assert old_connection.close == (4004, "token_revoked")
     assert later_connection.close is None
     assert [s.sub for s in auth.active_connections("alice")] == ["alice"]
     await later_connection.disconnect()
@@ -335,7 +339,7 @@ async def test_refreshed_session_is_revoked_by_its_new_token_only() -> None:
     await auth.revoke_token(first)
     assert connection.close is None
     await auth.revoke_token(second)
-    assert connection.close == (4001, "Token revoked")
+    assert connection.close == (4004, "token_revoked")
     await connection.disconnect()  # the client's answer to the close
     assert auth.live_stats()["connections"] == 0
 
@@ -394,8 +398,8 @@ async def test_subject_event_covers_the_issue_second_itself_and_unknown_issue_ti
     assert [c.kind for c in (at_before, after_before, unknown)] == ["open"] * 3
     # As another process would publish it: revoked up to (and including) the issue second.
     await store.publish(RevocationEvent("subject", "alice", before=float(iat)))
-    assert at_before.close == (4001, "Token revoked")
-    assert unknown.close == (4001, "Token revoked")
+    assert at_before.close == (4004, "token_revoked")
+    assert unknown.close == (4004, "token_revoked")
     assert after_before.close is None
     for connection in (at_before, after_before, unknown):
         await connection.disconnect()
@@ -411,7 +415,7 @@ async def test_subject_event_without_a_time_closes_every_session_of_the_subject(
     ]
     other = await ws_connect(app, query=f"token={auth.create_access_token(uid='bob')}")
     await store.publish(RevocationEvent("subject", "alice"))
-    assert [c.close for c in connections] == [(4001, "Token revoked")] * 2
+    assert [c.close for c in connections] == [(4004, "token_revoked")] * 2
     assert other.close is None
     for connection in (*connections, other):
         await connection.disconnect()
@@ -509,7 +513,7 @@ async def test_session_is_warned_then_closed_at_its_token_expiry() -> None:
     token = create_token("alice", SECRET, type="access", expiry=time.time() + 0.4)
     connection = await ws_connect(app, query=f"token={token}")
     await connection.wait_for("websocket.close", timeout=3)
-    assert connection.close == (4001, "Token expired")
+    assert connection.close == (4002, "token_expired")
     assert [m["type"] for m in connection.messages[1:]] == ["authx.expiring"]
     await connection.disconnect()
     assert auth.live_stats() == dict.fromkeys(auth.live_stats(), 0)

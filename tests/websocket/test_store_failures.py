@@ -1,4 +1,4 @@
-"""When the revocation store cannot answer: fail closed (503 / 1011) unless told to fail open."""
+"""When the revocation store cannot answer: fail closed (503 / 1013) unless told to fail open."""
 
 from __future__ import annotations
 
@@ -36,12 +36,24 @@ async def test_unreachable_store_fails_closed(live_server_factory, mode: str) ->
     )
     token = issuer.create_access_token("alice")
     status, body = get_me(server, token)
-    assert (status, body["error_type"]) == (503, "StoreUnavailableError")
+    assert (status, body["error_type"], body["reason"]) == (
+        503,
+        "StoreUnavailableError",
+        "store_unavailable",
+    )
     outcome = await handshake(f"{server.ws}/ws?token={token}")
     if mode == "deny":
-        assert (outcome.status, outcome.body["error_type"]) == (503, "StoreUnavailableError")
+        assert (outcome.status, outcome.body["error_type"], outcome.body["reason"]) == (
+            503,
+            "StoreUnavailableError",
+            "store_unavailable",
+        )
     else:
-        assert (outcome.kind, outcome.code) == ("closed", 1011)
+        assert (outcome.kind, outcome.code, outcome.reason) == (
+            "closed",
+            1013,
+            "store_unavailable",
+        )
     log = server.assert_log_clean(token, "hunter2")
     assert "redis://:***@127.0.0.1:1/0 unavailable" in log
 

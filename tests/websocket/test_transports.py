@@ -78,7 +78,11 @@ async def test_cookie_needs_an_allowed_origin(server) -> None:  # type: ignore[n
     assert ok.message["user"] == "cookie-user"
     for origin in ({"Origin": "http://evil.test"}, {}):
         outcome = await handshake(f"{server.ws}/ws", headers={**cookie, **origin})
-        assert (outcome.kind, outcome.code) == ("closed", 4003)
+        assert (outcome.kind, outcome.code, outcome.reason) == (
+            "closed",
+            4005,
+            "origin_not_allowed",
+        )
     server.assert_log_clean(t)
 
 
@@ -102,12 +106,12 @@ async def test_ticket_bound_to_origin(server) -> None:  # type: ignore[no-untype
     headers = {"Authorization": f"Bearer {t}", "Origin": "http://app.test"}
     ticket = post(server, "/ws-ticket", headers)["ticket"]
     wrong = await handshake(f"{server.ws}/ws?ticket={ticket}", headers={"Origin": "http://x.test"})
-    assert (wrong.kind, wrong.code) == ("closed", 4003)
+    assert (wrong.kind, wrong.code, wrong.reason) == ("closed", 4005, "origin_not_allowed")
     # The failed attempt used the ticket up.
     again = await handshake(
         f"{server.ws}/ws?ticket={ticket}", headers={"Origin": "http://app.test"}
     )
-    assert again.code == 4001
+    assert (again.code, again.reason) == (4001, "invalid_token")
     ticket = post(server, "/ws-ticket", headers)["ticket"]
     right = await handshake(
         f"{server.ws}/ws?ticket={ticket}", headers={"Origin": "http://app.test"}
@@ -167,4 +171,4 @@ async def test_expired_token_by_subprotocol_still_closes_live(server) -> None:  
                     pass
         except ConnectionClosed:
             pass
-    assert (ws.close_code, ws.close_reason) == (4001, "Token expired")
+    assert (ws.close_code, ws.close_reason) == (4002, "token_expired")
