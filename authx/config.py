@@ -161,6 +161,8 @@ class AuthXConfig(BaseSettings):
     JWT_WS_SUBJECT_RATE_BURST: int = Field(default=30, ge=1)
     JWT_WS_MAX_PENDING_PER_ADDRESS: int | None = Field(default=50, ge=1)
     JWT_WS_MAX_PENDING: int | None = Field(default=10_000, ge=1)
+    JWT_WS_REFUSAL_DELAY: float = Field(default=1, ge=0, le=30)
+    JWT_WS_MAX_DELAYED: int = Field(default=1000, ge=0)
     JWT_WS_TRUSTED_PROXIES: list[str] = Field(default_factory=list)
     JWT_WS_RATE_LIMIT_SHARED: bool = True
     JWT_WS_ADMISSION_LOG_INTERVAL: float = Field(default=60, ge=0)

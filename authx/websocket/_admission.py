@@ -11,6 +11,11 @@ lookup each, not a JWT verification and a log line:
 - a cap on sockets held open while waiting for the first-message token, per
   address and in total.
 
+A refused handshake is answered after up to ``JWT_WS_REFUSAL_DELAY`` seconds
+(at most ``JWT_WS_MAX_DELAYED`` at a time): a client flooding as fast as it is
+answered is slowed to its own concurrency per delay, instead of taking every
+turn of the event loop from everyone else.
+
 The client address is the socket peer, or, when the peer is one of
 ``JWT_WS_TRUSTED_PROXIES``, the first untrusted address of ``X-Forwarded-For``
 read from the right. IPv6 clients are counted per /64 network, the block one
@@ -25,6 +30,7 @@ closed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
 import logging
@@ -182,6 +188,8 @@ class Admission:
         self.buckets = Buckets()
         self._pending: dict[str, int] = {}
         self._pending_total = 0
+        #: Refusals being held back now (see _hold_back).
+        self._delayed = 0
         self._logged: dict[str, float] = {}
         #: The last store seen, and itself if it keeps shared buckets.
         self._checked: tuple[Store | None, RateLimitStore | None] = (None, None)
@@ -244,7 +252,24 @@ class Admission:
             with self._failing_open():
                 wait = await (await self._opened()).take_token(key, rate, burst)
         if wait:
-            self._refuse(address, wait, "handshakes")
+            self._refuse(address, max(0.0, wait - await self._hold_back()), "handshakes")
+
+    async def _hold_back(self) -> float:
+        """Answer a refusal late (a tarpit): a client that floods as fast as it is
+        answered is slowed to its concurrency per ``JWT_WS_REFUSAL_DELAY`` instead of
+        taking the server's every turn. Returns the seconds waited."""
+        config = self._config()
+        # The whole delay, even when the wait is shorter: a flooder's bucket refills
+        # between its attempts, and a short hold would let it back in at once.
+        delay = config.JWT_WS_REFUSAL_DELAY
+        if delay <= 0 or self._delayed >= config.JWT_WS_MAX_DELAYED:
+            return 0.0  # at the cap, refusing at once costs less than a socket more
+        self._delayed += 1
+        try:
+            await asyncio.sleep(delay)
+        finally:
+            self._delayed -= 1
+        return delay
 
     def _shared(self) -> RateLimitStore | None:
         """The store if it keeps shared buckets and sharing is on (no I/O: a memory

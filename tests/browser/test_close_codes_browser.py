@@ -143,9 +143,8 @@ def test_live_revocation(page: Any, live_server_factory: Any) -> None:
 
 
 def test_rate_limited(page: Any, live_server_factory: Any) -> None:
-    server = serve(
-        live_server_factory, "browser-rate-limited", JWT_WS_RATE_LIMIT="0.5", JWT_WS_RATE_BURST="1"
-    )
+    limits = {"JWT_WS_RATE_LIMIT": "0.5", "JWT_WS_RATE_BURST": "1", "JWT_WS_REFUSAL_DELAY": "0"}
+    server = serve(live_server_factory, "browser-rate-limited", **limits)
     first = connect(page, server, f"/ws?token={token()}", then="close")
     assert first["messages"] == [{"user": "alice"}], first
     assert first["code"] == 1000  # closed by the page itself

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -83,9 +84,39 @@ async def test_close_mode_closes_4029_with_the_delay_in_the_reason(
     )
     assert (await connect(server)).kind == "open"
     seen = await connect(server)
-    assert (seen.kind, seen.code, seen.reason) == ("closed", 4029, "rate_limited; retry_after=2")
-    await asyncio.sleep(2)
+    # The answer was held back a second (the tarpit), so one second is left to wait.
+    assert (seen.kind, seen.code, seen.reason) == ("closed", 4029, "rate_limited; retry_after=1")
+    await asyncio.sleep(1)
     assert (await connect(server)).kind == "open"
+
+
+async def test_refusals_are_held_back_up_to_the_delay_and_the_cap(
+    live_server_factory: Any,
+) -> None:
+    server = serve(
+        live_server_factory,
+        "tarpit",
+        JWT_WS_RATE_LIMIT="0.1",
+        JWT_WS_RATE_BURST="1",
+        JWT_WS_REFUSAL_DELAY="1.5",
+        JWT_WS_MAX_DELAYED="3",
+    )
+    assert (await connect(server)).kind == "open"
+
+    async def timed() -> tuple[Outcome, float]:
+        started = time.monotonic()
+        seen = await bad(server)
+        return seen, time.monotonic() - started
+
+    results = await asyncio.gather(*(timed() for _ in range(10)))
+    assert all(refused(seen) for seen, _ in results)
+    held = sorted(elapsed for _, elapsed in results)
+    # Three refusals were held back 1.5 s; beyond the cap the others were answered
+    # without waiting for a slot.
+    assert [e >= 1.4 for e in held].count(True) == 3, held
+    # The announced wait is what is left after the delay: 10 s - 1.5 s, rounded up.
+    slow = [seen for seen, elapsed in results if elapsed >= 1.4]
+    assert {seen.headers["retry-after"] for seen in slow} == {"9"}
 
 
 async def test_failed_authentications_cost_extra_for_their_address_only(

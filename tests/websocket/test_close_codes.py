@@ -157,7 +157,9 @@ async def _too_many_connections(factory: Any, mode: str) -> Outcome:
 
 
 async def _rate_limited(factory: Any, mode: str) -> Outcome:
-    server = factory(APP, **_settings(mode, JWT_WS_RATE_LIMIT="0.5", JWT_WS_RATE_BURST="1"))
+    # Answered at once (no tarpit) so that the delay in the answer is the whole wait.
+    limits = {"JWT_WS_RATE_LIMIT": "0.5", "JWT_WS_RATE_BURST": "1", "JWT_WS_REFUSAL_DELAY": "0"}
+    server = factory(APP, **_settings(mode, **limits))
     await handshake(f"{server.ws}/ws?token={token()}")
     return await handshake(f"{server.ws}/ws?token={token()}")
 
