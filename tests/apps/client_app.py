@@ -2,10 +2,10 @@
 
 JWT_* settings come from the environment. Routes:
 
-- ``POST /login?sub=...``: the access token in JSON; the refresh token in an
-  HttpOnly cookie with its CSRF cookie (``csrf_refresh_token``);
+- ``POST /login?sub=...``: the access token in JSON and in its cookie; the
+  refresh token in an HttpOnly cookie with its CSRF cookie (``csrf_refresh_token``);
 - ``POST /refresh``: the refresh cookie and the ``X-CSRF-TOKEN`` header give a
-  new access token (JSON), as a browser app's refresh route does;
+  new access token (JSON and cookie), as a browser app's refresh route does;
 - ``POST /ws-ticket``: a one-time ticket for the bearer access token;
 - ``WS /stream``: sends ``{"n": 0}``, ``{"n": 1}``, ... every
   ``STREAM_INTERVAL`` seconds on one connection, and echoes ``{"echo": text}``
@@ -86,13 +86,16 @@ def page() -> str:
 @app.post("/login")
 def login(sub: str, response: Response) -> dict[str, str]:
     access = auth.create_access_token(uid=sub)
+    auth.set_access_cookies(access, response)  # for the cookie transport
     auth.set_refresh_cookies(auth.create_refresh_token(uid=sub), response)
     return {"access_token": access}
 
 
 @app.post("/refresh")
-def refresh(payload: TokenPayload = auth.REFRESH_REQUIRED) -> dict[str, str]:
-    return {"access_token": auth.create_access_token(uid=payload.sub)}
+def refresh(response: Response, payload: TokenPayload = auth.REFRESH_REQUIRED) -> dict[str, str]:
+    access = auth.create_access_token(uid=payload.sub)
+    auth.set_access_cookies(access, response)  # the cookie transport reconnects with it
+    return {"access_token": access}
 
 
 @app.post("/ws-ticket")

@@ -431,3 +431,30 @@ def test_send_rejects_while_reconnecting_with_queue_reject(
     page.evaluate("window.client.send('now')")
     page.wait_for_function("window.log.messages.some((m) => m.echo === 'now')")
     page.evaluate("window.client.close()")
+
+
+def test_cookie_transport_stays_connected_and_refreshes(
+    page: Any, live_server_factory: Any
+) -> None:
+    port = free_port()
+    server = serve(
+        live_server_factory,
+        "client-module-cookie",
+        port=port,
+        JWT_WS_TOKEN_LOCATION='["cookies"]',
+        JWT_WS_ALLOWED_ORIGINS=f'["http://127.0.0.1:{port}"]',
+    )
+    network = Network(page)
+    start(page, server, "cora", transport="cookie")
+    page.wait_for_function(
+        "window.log.messages.some((m) => m.n === 60)", timeout=15_000
+    )  # 3 s of stream: past the first token's expiry
+    seen = log(page)
+    page.evaluate("window.client.close()")
+    assert [s["state"] for s in seen["states"]][:2] == ["connecting", "open"]
+    assert "reconnecting" not in [s["state"] for s in seen["states"]]
+    numbers = [m["n"] for m in seen["messages"] if "n" in m]
+    assert numbers == list(range(len(numbers)))
+    assert network.in_band("refreshed"), "the cookie client refreshed in-band"
+    assert all("token=" not in socket.url for socket in network.sockets)
+    server.assert_log_clean(*seen["tokens"])
