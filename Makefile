@@ -32,6 +32,7 @@ test: lint
 bench: $(BIN)/.installed-test
 	$(BIN)/python bench/ws_auth.py
 	$(BIN)/python bench/live_connections.py
+	$(BIN)/python bench/flood.py
 
 # The security tests with the long Hypothesis profile (20,000 examples a property).
 fuzz: $(BIN)/.installed-test
