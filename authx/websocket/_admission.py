@@ -202,14 +202,15 @@ class Admission:
         config = self._config()
         rate = config.JWT_WS_RATE_LIMIT
         if rate is not None:
-            await self._take("addr:" + address, rate, config.JWT_WS_RATE_BURST, address)
+            await self._take("addr:" + address, rate, config.JWT_WS_RATE_BURST, address, "")
 
     async def admit_subject(self, sub: str, address: str) -> None:
         """Take a handshake token for the verified subject ``sub``."""
         config = self._config()
         rate = config.JWT_WS_SUBJECT_RATE_LIMIT
         if rate is not None:
-            await self._take("sub:" + sub, rate, config.JWT_WS_SUBJECT_RATE_BURST, address)
+            burst = config.JWT_WS_SUBJECT_RATE_BURST
+            await self._take("sub:" + sub, rate, burst, address, " of one subject")
 
     async def failed(self, address: str, reason: str) -> None:
         """A handshake from ``address`` failed authentication: charge the extra cost."""
@@ -246,13 +247,14 @@ class Admission:
             else:
                 del self._pending[address]
 
-    async def _take(self, key: str, rate: float, burst: int, address: str) -> None:
+    async def _take(self, key: str, rate: float, burst: int, address: str, whose: str) -> None:
         wait = self.buckets.take(key, rate, burst)
         if not wait and self._shared() is not None:
             with self._failing_open():
                 wait = await (await self._opened()).take_token(key, rate, burst)
         if wait:
-            self._refuse(address, max(0.0, wait - await self._hold_back()), "handshakes")
+            left = max(0.0, wait - await self._hold_back())
+            self._refuse(address, left, f"handshakes{whose}")
 
     async def _hold_back(self) -> float:
         """Answer a refusal late (a tarpit): a client that floods as fast as it is
