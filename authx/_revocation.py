@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from authx import token as _token
 from authx.config import AuthXConfig
 from authx.exceptions import AuthXException, JWTDecodeError, StoreUnavailableError
 from authx.schema import TokenPayload
-from authx.stores import RevocationEvent, Store, store_from_url
+from authx.stores import BatchRevocationStore, RevocationEvent, Store, store_from_url
 
 #: Called with every revocation, local or heard from the store; returns sessions closed.
 Listener = Callable[[RevocationEvent], Awaitable[int]]
@@ -95,8 +95,7 @@ class Revocations:
         store = self._store
         try:
             store = await self.store()
-            iat = float(payload.iat) if isinstance(payload.iat, int | float) else None
-            return await store.is_revoked(payload.jti, payload.sub, iat)
+            return await store.is_revoked(*_entry(payload))
         except AuthXException:
             raise
         except Exception as exc:  # noqa: BLE001 - any store failure is answered by policy
@@ -104,6 +103,15 @@ class Revocations:
             if not self._config().JWT_STORE_FAIL_OPEN:
                 raise StoreUnavailableError("Revocation store unavailable") from None
             return False
+
+    async def revoked_among(self, payloads: Sequence[TokenPayload]) -> list[bool]:
+        """Whether each payload is revoked in the store, in as few round trips as the
+        store allows; a store failure raises (the caller retries)."""
+        store = await self.store()
+        entries = [_entry(payload) for payload in payloads]
+        if isinstance(store, BatchRevocationStore):
+            return await store.revoked_among(entries)
+        return [await store.is_revoked(*entry) for entry in entries]
 
     async def revoke_token(self, token_or_jti: str) -> RevocationEvent:
         now = time.time()
@@ -149,3 +157,8 @@ class Revocations:
                 redact_url(store.url),
                 type(exc).__name__,
             )
+
+
+def _entry(payload: TokenPayload) -> tuple[str | None, str | None, float | None]:
+    iat = float(payload.iat) if isinstance(payload.iat, int | float) else None
+    return payload.jti, payload.sub, iat

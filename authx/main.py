@@ -68,7 +68,7 @@ class AuthX(ErrorMessages, Generic[T]):
         self._verifier = Verifier(current, self._callbacks, self._revocations, login_type)
         self._issuer = Issuer(current, lambda: self._verifier.keys, login_type)
         self._cookies = _cookies.Cookies(current, lambda token: self._verifier.decode(token).csrf)
-        self._live = LiveRegistry(current, self._verifier)
+        self._live = LiveRegistry(current, self._verifier, self._revocations.revoked_among)
         self._revocations.add_listener(self._live.apply)
         self._tickets = Tickets(current, self._revocations.store)
         install = self.ensure_request_exception_handlers

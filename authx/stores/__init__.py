@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from authx.exceptions import BadConfigurationError
-from authx.stores._base import RateLimitStore, RevocationEvent, Store, Subscriber
+from authx.stores._base import (
+    BatchRevocationStore,
+    RateLimitStore,
+    RevocationEvent,
+    Store,
+    Subscriber,
+)
 from authx.stores.memory import MemoryStore
 
 __all__ = [
+    "BatchRevocationStore",
     "MemoryStore",
     "RateLimitStore",
     "RevocationEvent",

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
-__all__ = ["RateLimitStore", "RevocationEvent", "Store", "Subscriber"]
+__all__ = ["BatchRevocationStore", "RateLimitStore", "RevocationEvent", "Store", "Subscriber"]
 
 
 @dataclass(frozen=True)
 class RevocationEvent:
-    """A token (``jti``) or every token of a subject issued up to ``before`` was revoked."""
+    """A token (``jti``) or every token of a subject issued up to ``before`` was revoked.
 
-    kind: Literal["token", "subject"]
+    ``kind="resync"`` is never published: a store hands it to its own subscribers
+    when events may have been missed (a lost connection, a poll that failed), so
+    that they re-check what they hold against the store.
+    """
+
+    kind: Literal["token", "subject", "resync"]
     value: str
     before: float | None = None
 
@@ -92,3 +97,15 @@ class RateLimitStore(Protocol):
 
         The bucket never goes below ``-burst`` tokens.
         """
+
+
+#: A token to re-check: its ``jti``, ``sub`` and ``iat`` (each may be unknown).
+Entry = tuple[str | None, str | None, float | None]
+
+
+@runtime_checkable
+class BatchRevocationStore(Protocol):
+    """A store that answers many ``is_revoked`` questions in one round trip."""
+
+    async def revoked_among(self, entries: Sequence[Entry]) -> list[bool]:
+        """``is_revoked`` of each entry, in order."""

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from typing import Any
 
-from authx.stores._base import RevocationEvent, Subscriber
+from authx.stores._base import Entry, RevocationEvent, Subscriber
 
 __all__ = ["MemoryStore"]
 
@@ -39,6 +40,9 @@ class MemoryStore:
             if entry is not None and entry[1] > now:
                 return iat is None or iat <= entry[0]
         return False
+
+    async def revoked_among(self, entries: Sequence[Entry]) -> list[bool]:
+        return [await self.is_revoked(*entry) for entry in entries]
 
     async def put_ticket(self, ticket: str, data: dict[str, Any], ttl: float) -> None:
         self._tickets[ticket] = (dict(data), time.time() + ttl)

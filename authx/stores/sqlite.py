@@ -23,14 +23,14 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from authx.exceptions import BadConfigurationError
-from authx.stores._base import RevocationEvent, Subscriber
+from authx.stores._base import Entry, RevocationEvent, Subscriber
 from authx.stores._delivery import EventListener
 from authx.stores._sqlite_buckets import update_bucket
 
@@ -112,6 +112,11 @@ class SQLiteStore:
         if jti is None and sub is None:
             return False
         return await self._run(lambda db: _is_revoked(db, jti, sub, iat, time.time()))
+
+    async def revoked_among(self, entries: Sequence[Entry]) -> list[bool]:
+        """``is_revoked`` of each entry, in one trip to the store's thread."""
+        now = time.time()
+        return await self._run(lambda db: [_is_revoked(db, *entry, now) for entry in entries])
 
     async def put_ticket(self, ticket: str, data: dict[str, Any], ttl: float) -> None:
         await self._execute(
@@ -204,6 +209,8 @@ class SQLiteStore:
                     await self.purge()
                 if failures:
                     logger.info("authx: revocation store %s is readable again", self.path)
+                    # Events purged while it was unreadable are gone: have them re-checked.
+                    await self._events.deliver(RevocationEvent("resync", ""))
                 failures = 0
             except Exception as exc:  # noqa: BLE001 - the listener must outlive any failure
                 ready.set()

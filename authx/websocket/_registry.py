@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from starlette.websockets import WebSocket
@@ -21,6 +21,12 @@ from authx.websocket.session import WebSocketSession
 __all__ = ["LiveRegistry"]
 
 logger = logging.getLogger("authx")
+
+#: Asks the store whether each payload is revoked (``Revocations.revoked_among``).
+RevokedAmong = Callable[[Sequence[TokenPayload]], Awaitable[list[bool]]]
+#: Sessions asked about per store round trip, and the retries while the store is away.
+_RESYNC_BATCH = 500
+_RESYNC_ATTEMPTS, _RESYNC_RETRY = 60, 1.0
 
 
 class _Index:
@@ -74,8 +80,14 @@ class _Index:
 class LiveRegistry:
     """Index of open sessions; closes the ones a revocation or a limit concerns."""
 
-    def __init__(self, config: Callable[[], AuthXConfig], verifier: Verifier) -> None:
+    def __init__(
+        self, config: Callable[[], AuthXConfig], verifier: Verifier, revoked_among: RevokedAmong
+    ) -> None:
         self._config = config
+        #: Asks the store about many tokens at once (the re-check after a gap in events).
+        self._revoked_among = revoked_among
+        self._resync: asyncio.Task[None] | None = None
+        self._resync_again = False
         #: Checks the tokens and scopes of in-band refreshes.
         self.verifier = verifier
         self._by_subject = _Index()
@@ -168,7 +180,14 @@ class LiveRegistry:
         ]
 
     async def apply(self, event: RevocationEvent) -> int:
-        """Close the sessions ``event`` revokes (``token_revoked``); return how many."""
+        """Close the sessions ``event`` revokes (``token_revoked``); return how many.
+
+        A ``resync`` event (the store may have missed events) starts a re-check of
+        every session against the store, in the background.
+        """
+        if event.kind == "resync":
+            self._start_resync()
+            return 0
         targets = self.matching(event)
         if targets:
             code = self.config.JWT_WS_CLOSE_CODE_REVOKED
@@ -178,6 +197,56 @@ class LiveRegistry:
                 "authx: closed %d connection(s) after a %s revocation", len(targets), event.kind
             )
         return len(targets)
+
+    # Re-check after a gap in events -----------------------------------------
+
+    def _start_resync(self) -> None:
+        if self._resync is not None and not self._resync.done():
+            self._resync_again = True  # sessions may have been revoked since it began
+            return
+        self._resync = asyncio.get_running_loop().create_task(self._resync_until_done())
+
+    async def _resync_until_done(self) -> None:
+        for attempt in range(_RESYNC_ATTEMPTS):
+            self._resync_again = False
+            try:
+                checked, closed = await self.recheck()
+            except Exception as exc:  # noqa: BLE001 - the store is still away: try again
+                if attempt == 0:
+                    logger.warning(
+                        "authx: cannot re-check live connections against the store yet "
+                        "(%s); retrying every %g s",
+                        type(exc).__name__,
+                        _RESYNC_RETRY,
+                    )
+                await asyncio.sleep(_RESYNC_RETRY)
+                continue
+            logger.info(
+                "authx: re-checked %d connection(s) after a gap in revocation events; closed %d",
+                checked,
+                closed,
+            )
+            if not self._resync_again:
+                return
+        logger.warning("authx: gave up re-checking live connections against the store")
+
+    async def recheck(self) -> tuple[int, int]:
+        """Ask the store about every session, in batches; close the revoked ones.
+
+        Returns how many sessions were checked and how many were closed.
+        """
+        sessions = [s for s in self.sessions() if not s.ended]
+        closed = 0
+        for start in range(0, len(sessions), _RESYNC_BATCH):
+            batch = sessions[start : start + _RESYNC_BATCH]
+            revoked = await self._revoked_among([s.payload for s in batch])
+            targets = [s for s, is_revoked in zip(batch, revoked, strict=True) if is_revoked]
+            if targets:
+                code = self.config.JWT_WS_CLOSE_CODE_REVOKED
+                reason = self.config.JWT_WS_REVOKED_CLOSE_REASON
+                await asyncio.gather(*(s.server_close(code, reason) for s in targets))
+                closed += len(targets)
+        return len(sessions), closed
 
     # Helpers for sessions --------------------------------------------------
 
