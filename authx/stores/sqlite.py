@@ -197,6 +197,10 @@ class SQLiteStore:
                     last_id = await self._run(_newest_event_id)
                     ready.set()
                 rows = await self._run(functools.partial(_events_after, after=last_id))
+                if rows and rows[0][0] > last_id + 1:
+                    # Ids are consecutive (one writer at a time): events between were
+                    # purged before this poller read them.
+                    await self._events.deliver(RevocationEvent("resync", ""))
                 for event_id, data in rows:
                     last_id = event_id
                     event = _decode_event(data)

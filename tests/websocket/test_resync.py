@@ -132,3 +132,39 @@ async def test_sqlite_store_asks_for_a_resync_after_failed_polls(
     await _until(lambda: any(e.kind == "resync" for e in heard))
     assert [e.kind for e in heard] == ["resync"]
     await store.close()
+
+
+async def test_sqlite_store_asks_for_a_resync_when_unread_events_were_purged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'purged.db'}?poll_interval=0.02"
+    reader, writer = SQLiteStore(url), SQLiteStore(url)
+    heard: list[RevocationEvent] = []
+
+    async def subscriber(event: RevocationEvent) -> None:
+        heard.append(event)
+
+    await reader.subscribe(subscriber)
+    await writer.publish(RevocationEvent("token", "first"))
+    await _until(lambda: len(heard) == 1)
+    # The reader falls behind: two events are written and purged before it reads them.
+    real = sqlite_module._events_after
+    behind = {"on": True}
+
+    def events_after(db: sqlite3.Connection, after: int) -> Any:
+        return [] if behind["on"] else real(db, after=after)
+
+    monkeypatch.setattr(sqlite_module, "_events_after", events_after)
+    for value in ("missed-1", "missed-2"):
+        await writer.publish(RevocationEvent("token", value))
+    await writer._run(lambda db: db.execute("DELETE FROM authx_revocation_events WHERE id <= 3"))
+    await writer.publish(RevocationEvent("token", "after"))
+    behind["on"] = False
+    await _until(lambda: len(heard) == 3)
+    assert heard == [
+        RevocationEvent("token", "first"),
+        RevocationEvent("resync", ""),
+        RevocationEvent("token", "after"),
+    ]
+    await reader.close()
+    await writer.close()
