@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint bench load mutation fuzz clean
+.PHONY: run test lint bench load cluster mutation fuzz clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ fuzz: $(BIN)/.installed-test
 # 2,000 WebSocket clients, bad tokens, revocations and a Redis outage (needs redis-server).
 load: $(BIN)/.installed-test
 	$(BIN)/python bench/load.py
+
+# 4 workers x 10,000 WebSocket connections on one Redis: revoke_subject latency, and a
+# partition healed (needs redis-server).
+cluster: $(BIN)/.installed-test
+	$(BIN)/python bench/cluster.py
 
 # Mutation testing of the security path (see CONTRIBUTING.md); not part of `make test`.
 # A fresh run each time: mutmut keeps old verdicts, so a new test would not re-check them.
