@@ -23,6 +23,14 @@ __all__ = [
 ]
 
 
+#: One server, Sentinel or Cluster, each with or without TLS.
+_REDIS_SCHEMES = frozenset(
+    f"{base}{deployment}"
+    for base in ("redis", "rediss")
+    for deployment in ("", "+sentinel", "+cluster")
+)
+
+
 def store_from_url(url: str) -> Store:
     """The store named by ``url`` (the ``JWT_STORE_URL`` setting)."""
     scheme = url.split(":", 1)[0].lower()
@@ -32,7 +40,7 @@ def store_from_url(url: str) -> Store:
         from authx.stores.sqlite import SQLiteStore
 
         return SQLiteStore(url)
-    if scheme in ("redis", "rediss"):
+    if scheme in _REDIS_SCHEMES:
         try:
             from authx.stores.redis import RedisStore
         except ImportError:  # pragma: no cover - depends on the optional extra
@@ -41,5 +49,6 @@ def store_from_url(url: str) -> Store:
             ) from None
         return RedisStore(url)
     raise BadConfigurationError(
-        f"JWT_STORE_URL scheme {scheme!r} is not supported; use memory://, sqlite:/// or redis://"
+        f"JWT_STORE_URL scheme {scheme!r} is not supported; use memory://, sqlite:///, "
+        "redis[s]://, redis[s]+sentinel:// or redis[s]+cluster://"
     )

@@ -1,9 +1,11 @@
 """The distributed store: Redis shared by every process and host, events over pub/sub.
 
-``redis://[user:password@]host:port/db`` or ``rediss://...``. Besides the options
-``redis-py`` reads from the query string (``socket_timeout=...`` and so on), the
-URL may carry ``prefix`` (default ``authx``), the start of every key and of the
-event channel, so several apps can share one Redis.
+One server (``redis://``, ``rediss://`` for TLS), a master watched by Sentinel
+(``redis+sentinel://``) or a Redis Cluster (``redis+cluster://``): the URL grammar and
+every option is in :mod:`authx.stores._redis_urls`. Among the options, ``prefix``
+(default ``authx``) starts every key and the event channel, so several apps can share
+one Redis; ``wait_replicas`` and ``wait_timeout`` make a revocation wait until replicas
+hold it (:mod:`authx.stores._redis_replication`).
 
 Key layout, each key expiring with the entry (TTL = remaining life):
 
@@ -14,9 +16,9 @@ Key layout, each key expiring with the entry (TTL = remaining life):
   server time in microseconds), expiring when the bucket would be full again;
 - channel ``{prefix}:revocations``: JSON revocation events.
 
-Timeouts are short (0.5 s by default) so that a dead Redis fails a request
-quickly, to be answered by the fail-closed or fail-open policy, instead of
-hanging it.
+Every command and script touches one key, except the ``MGET`` of ``is_revoked``, which a
+cluster splits by slot: no key needs a hash tag. (A ``prefix`` holding one, such as
+``{authx}``, would put every key on one cluster node.)
 """
 
 from __future__ import annotations
@@ -29,25 +31,19 @@ import math
 import time
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import PubSub
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from authx.stores._base import Entry, RevocationEvent, Subscriber
 from authx.stores._delivery import EventListener
+from authx.stores._redis_deployments import DEFAULT_TIMEOUT, MASTER_CHECK_INTERVAL, connect
+from authx.stores._redis_replication import ReplicaAcknowledgement, ReplicationError
+from authx.stores._redis_urls import parse_redis_url
 
-__all__ = ["RedisStore"]
+__all__ = ["RedisStore", "ReplicationError"]
 
 logger = logging.getLogger("authx")
 
-#: Seconds to connect and to wait for an answer before a command fails.
-DEFAULT_TIMEOUT = 0.5
-#: Connections per process, and seconds a command may wait for a free one.
-DEFAULT_MAX_CONNECTIONS, POOL_WAIT = 64, 2.0
 #: Seconds between the listener's reconnection attempts: first, then doubled up to the last.
 _BACKOFF_START, _BACKOFF_CAP = 0.05, 0.5
 
@@ -102,26 +98,12 @@ class RedisStore:
 
     def __init__(self, url: str, *, prefix: str | None = None) -> None:
         self.url = url
-        client_url, url_prefix = _split_prefix(url)
-        self.prefix = prefix or url_prefix or "authx"
+        parsed = parse_redis_url(url)
+        self.prefix = prefix or parsed.prefix or "authx"
         self.channel = f"{self.prefix}:revocations"
-        # A blocking pool: under a burst of handshakes, a command waits (up to
-        # POOL_WAIT seconds) for a free connection instead of failing at once, which
-        # would refuse valid tokens with 503 while Redis is healthy. ``max_connections``
-        # in the URL's query string overrides the default size.
-        pool = BlockingConnectionPool.from_url(
-            client_url,
-            max_connections=DEFAULT_MAX_CONNECTIONS,
-            timeout=POOL_WAIT,
-            socket_connect_timeout=DEFAULT_TIMEOUT,
-            socket_timeout=DEFAULT_TIMEOUT,
-            health_check_interval=10,
-            # Retry a lost connection once (a pooled one dies when Redis restarts), but not a
-            # timeout: retries nest (connect, then command) and would multiply the wait.
-            retry=Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,)),
-        )
-        self._redis: Redis = Redis.from_pool(pool)  # closing the client closes the pool
-        self._revoke = self._redis.register_script(_REVOKE_SCRIPT)
+        self._deployment = connect(parsed)
+        self._redis = self._deployment.client
+        self._acknowledged = ReplicaAcknowledgement(parsed.wait_replicas, parsed.wait_timeout)
         self._bucket = self._redis.register_script(_BUCKET_SCRIPT)
         self._events = EventListener()
 
@@ -135,8 +117,8 @@ class RedisStore:
         if jti is None and sub is None:
             return False
         # One round trip for both questions; a missing argument asks for a key never written.
-        token, subject = await self._redis.mget(
-            self._key("revoked:jti", jti or ""), self._key("revoked:sub", sub or "")
+        token, subject = await self._deployment.mget(
+            [self._key("revoked:jti", jti or ""), self._key("revoked:sub", sub or "")]
         )
         if jti is not None and token is not None:
             return True
@@ -145,13 +127,13 @@ class RedisStore:
         return False
 
     async def revoked_among(self, entries: Sequence[Entry]) -> list[bool]:
-        """``is_revoked`` of each entry, in one round trip (one MGET)."""
+        """``is_revoked`` of each entry, in one round trip (one MGET, one per node in a cluster)."""
         if not entries:
             return []
         keys: list[str] = []
         for jti, sub, _ in entries:
             keys += [self._key("revoked:jti", jti or ""), self._key("revoked:sub", sub or "")]
-        values = await self._redis.mget(keys)
+        values = await self._deployment.mget(keys)
         found: list[bool] = []
         for i, (jti, sub, iat) in enumerate(entries):
             token, subject = values[2 * i], values[2 * i + 1]
@@ -201,12 +183,15 @@ class RedisStore:
 
     async def close(self) -> None:
         if await self._events.close():
-            await self._redis.aclose()
+            await self._deployment.aclose()
 
     async def _keep_until(self, key: str, value: str, expires_at: float) -> None:
+        """Write a revocation; return once the replicas ``wait_replicas`` asks for hold it."""
         milliseconds = math.ceil((expires_at - time.time()) * 1000)
         if milliseconds > 0:
-            await self._revoke(keys=[key], args=[value, milliseconds])
+            await self._acknowledged.write(
+                self._deployment, _REVOKE_SCRIPT, key, [value, milliseconds]
+            )
 
     async def _spend(self, key: str, rate: float, burst: float, action: str, cost: float) -> float:
         """Run the bucket script once: refill, then take a token or remove ``cost`` tokens."""
@@ -222,11 +207,18 @@ class RedisStore:
         backoff = _BACKOFF_START
         outage = False
         while True:
-            pubsub = self._redis.pubsub()
+            pubsub: PubSub | None = None
             try:
+                pubsub = await self._deployment.pubsub()
                 await pubsub.subscribe(self.channel)
+                check_at = time.monotonic() + MASTER_CHECK_INTERVAL
                 while True:
-                    message = await pubsub.get_message(timeout=1.0)
+                    message = await pubsub.get_message(timeout=MASTER_CHECK_INTERVAL)
+                    if time.monotonic() >= check_at:
+                        check_at = time.monotonic() + MASTER_CHECK_INTERVAL
+                        # A master demoted by a failover keeps its subscribers, but
+                        # events published on the new one do not reach it.
+                        await self._deployment.check_master(pubsub)
                     if message is None:
                         continue
                     if message["type"] == "subscribe":
@@ -249,7 +241,8 @@ class RedisStore:
                     )
                 outage = True
             finally:
-                await _close_quietly(pubsub)
+                if pubsub is not None:
+                    await _close_quietly(pubsub)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, _BACKOFF_CAP)
 
@@ -262,16 +255,12 @@ class RedisStore:
         await self._events.deliver(event)
 
 
-def _split_prefix(url: str) -> tuple[str, str | None]:
-    """``url`` without the ``prefix`` query option (unknown to redis-py), and that option."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    prefixes = [value for name, value in query if name == "prefix"]
-    kept = urlencode([(name, value) for name, value in query if name != "prefix"])
-    return urlunsplit(parts._replace(query=kept)), (prefixes[-1] if prefixes else None)
-
-
 async def _close_quietly(pubsub: PubSub) -> None:
     # The connection may already be gone; there is nothing left to release then.
     with contextlib.suppress(Exception):
+        connection: Any = pubsub.connection  # redis-py types it as always None
+        if connection is not None:
+            # Wait until it is closed (over TLS, once the goodbyes are exchanged):
+            # aclose() does not wait, and a socket left closing outlived its loop.
+            await connection.disconnect()
         await pubsub.aclose()  # type: ignore[no-untyped-call]
