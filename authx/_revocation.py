@@ -26,8 +26,9 @@ _FALLBACK_LIFETIME = 366 * 24 * 3600.0
 
 
 def redact_url(url: str) -> str:
-    """``url`` without its password, for log lines and error messages."""
-    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+    """``url`` without its passwords (user info and ``*password=`` options), for logs."""
+    url = re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+    return re.sub(r"([?&][^=&#]*password=)[^&#]*", r"\1***", url, flags=re.IGNORECASE)
 
 
 class Revocations:

@@ -26,6 +26,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MovedError, RedisError
 
+from authx.exceptions import BadConfigurationError
 from authx.stores._redis_urls import RedisURL
 
 __all__ = [
@@ -240,6 +241,11 @@ class _Cluster:
     """
 
     def __init__(self, url: RedisURL) -> None:
+        if not hasattr(RedisCluster, "pubsub"):  # pragma: no cover - redis-py before 8.0
+            raise BadConfigurationError(
+                "JWT_STORE_URL: redis+cluster:// needs redis-py 8.0 or later (its asyncio "
+                "cluster client has no pub/sub before): pip install -U 'redis>=8'"
+            )
         options = {**_defaults(), **url.connection}
         self._cluster = _TopologyFirst(
             startup_nodes=[ClusterNode(host, port) for host, port in url.nodes], **options

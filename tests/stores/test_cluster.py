@@ -135,3 +135,8 @@ def test_store_urls_are_logged_without_password() -> None:
     assert redact_url("redis://:s3cret@127.0.0.1:6379/0") == "redis://:***@127.0.0.1:6379/0"
     assert redact_url("rediss://user:s3cret@host/1") == "rediss://user:***@host/1"
     assert redact_url("sqlite:///tmp/x.db") == "sqlite:///tmp/x.db"
+    # Passwords in options too: the sentinels' own, a TLS key's passphrase.
+    assert (
+        redact_url("redis+sentinel://a:pw@h1,h2/svc?sentinel_password=s&ssl_password=k&x=1")
+        == "redis+sentinel://a:***@h1,h2/svc?sentinel_password=***&ssl_password=***&x=1"
+    )

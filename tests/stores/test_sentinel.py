@@ -88,17 +88,18 @@ def test_store_from_url_accepts_every_redis_deployment() -> None:
 
 async def test_a_single_redis_waits_for_no_replica_unless_asked(redis_url: str) -> None:
     prefix = f"wait-{uuid.uuid4().hex[:8]}"
-    automatic = RedisStore(f"{redis_url}?prefix={prefix}")
+    # WAIT would hold a revocation for wait_timeout (5 s): a quick one did not wait.
+    automatic = RedisStore(f"{redis_url}?prefix={prefix}&wait_timeout=5")
     insisting = RedisStore(f"{redis_url}?prefix={prefix}&wait_replicas=1&wait_timeout=0.2")
     try:
         started = time.monotonic()
         await automatic.revoke_token("jti-1", time.time() + 60)
-        assert time.monotonic() - started < 0.4  # no replica connected: no 0.5 s WAIT
+        assert time.monotonic() - started < 2.0  # no replica connected: no WAIT
 
         started = time.monotonic()
         with pytest.raises(ReplicationError) as unacknowledged:
             await insisting.revoke_subject("alice", time.time(), time.time() + 60)
-        assert 0.2 <= time.monotonic() - started < 1.0
+        assert 0.2 <= time.monotonic() - started < 2.0
         assert (unacknowledged.value.acknowledged, unacknowledged.value.required) == (0, 1)
         # Reported as failed, yet written on the master: repeating it is harmless.
         assert await automatic.is_revoked(None, "alice", time.time() - 1)
@@ -137,7 +138,7 @@ async def test_a_revocation_no_replica_acknowledges_is_reported_as_failed(
             started = time.monotonic()
             with pytest.raises(ReplicationError):
                 await store.revoke_token("jti-1", time.time() + 60)
-            assert 0.3 <= time.monotonic() - started < 1.5
+            assert 0.3 <= time.monotonic() - started < 3.0
             with pytest.raises(StoreUnavailableError) as refused:
                 await revocations.revoke_subject("alice")
             assert refused.value.status_code == 503
@@ -230,7 +231,7 @@ async def test_failover_keeps_revocations_and_the_listener_follows(
         kinds = [e.kind for e in inbox.events]
         assert kinds == ["token", "resync", "token"]
         assert "subscribed again" in caplog.text
-        assert heard - started < 6.0
+        assert heard - started < 10.0
         logging.getLogger("tests").info(
             "%s: new master after %.2f s, revocations accepted after %.2f s, "
             "listener resynced after %.2f s, events heard after %.2f s; heard %s",
