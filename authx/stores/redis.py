@@ -116,22 +116,14 @@ class RedisStore:
     async def is_revoked(self, jti: str | None, sub: str | None, iat: float | None) -> bool:
         if jti is None and sub is None:
             return False
-        # One round trip for both questions; a missing argument asks for a key never written.
-        token, subject = await self._deployment.mget(
-            [self._key("revoked:jti", jti or ""), self._key("revoked:sub", sub or "")]
-        )
-        if jti is not None and token is not None:
-            return True
-        if sub is not None and subject is not None:
-            return iat is None or iat <= float(subject)
-        return False
+        return (await self.revoked_among([(jti, sub, iat)]))[0]
 
     async def revoked_among(self, entries: Sequence[Entry]) -> list[bool]:
         """``is_revoked`` of each entry, in one round trip (one MGET, one per node in a cluster)."""
         if not entries:
             return []
         keys: list[str] = []
-        for jti, sub, _ in entries:
+        for jti, sub, _ in entries:  # a missing jti or sub asks for a key never written
             keys += [self._key("revoked:jti", jti or ""), self._key("revoked:sub", sub or "")]
         values = await self._deployment.mget(keys)
         found: list[bool] = []

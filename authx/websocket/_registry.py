@@ -190,9 +190,7 @@ class LiveRegistry:
             return 0
         targets = self.matching(event)
         if targets:
-            code = self.config.JWT_WS_CLOSE_CODE_REVOKED
-            reason = self.config.JWT_WS_REVOKED_CLOSE_REASON
-            await asyncio.gather(*(s.server_close(code, reason) for s in targets))
+            await self._close_revoked(targets)
             logger.info(
                 "authx: closed %d connection(s) after a %s revocation", len(targets), event.kind
             )
@@ -241,12 +239,15 @@ class LiveRegistry:
             batch = sessions[start : start + _RESYNC_BATCH]
             revoked = await self._revoked_among([s.payload for s in batch])
             targets = [s for s, is_revoked in zip(batch, revoked, strict=True) if is_revoked]
-            if targets:
-                code = self.config.JWT_WS_CLOSE_CODE_REVOKED
-                reason = self.config.JWT_WS_REVOKED_CLOSE_REASON
-                await asyncio.gather(*(s.server_close(code, reason) for s in targets))
-                closed += len(targets)
+            await self._close_revoked(targets)
+            closed += len(targets)
         return len(sessions), closed
+
+    async def _close_revoked(self, targets: Sequence[WebSocketSession]) -> None:
+        """Close ``targets`` with the revocation's code and reason (``token_revoked``)."""
+        code = self.config.JWT_WS_CLOSE_CODE_REVOKED
+        reason = self.config.JWT_WS_REVOKED_CLOSE_REASON
+        await asyncio.gather(*(s.server_close(code, reason) for s in targets))
 
     # Helpers for sessions --------------------------------------------------
 
