@@ -15,7 +15,7 @@ $(BIN)/.installed: pyproject.toml
 $(BIN)/.installed-test: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[server,test,redis]"
+	$(BIN)/pip install --quiet -e ".[server,test,redis,docs,client]"
 	touch $(BIN)/.installed $@
 
 run: $(BIN)/.installed

@@ -80,7 +80,7 @@ async def call(callback: Callable[..., Any] | None, *args: Any) -> None:
         if inspect.isawaitable(result):
             await result
     except Exception:
-        logger.exception("authx.client: callback %s failed", getattr(callback, "__name__", "?"))
+        logger.exception("callback %s failed", getattr(callback, "__name__", "?"))
 
 
 class Tokens:
@@ -195,7 +195,7 @@ async def run_connection(
     except AuthError:
         raise  # the app says stop
     except Exception as exc:  # noqa: BLE001 - the app's refresh failed: retried with backoff
-        logger.warning("authx.client: get_token failed (%s)", type(exc).__name__)
+        logger.warning("get_token failed (%s)", type(exc).__name__)
         return failure("get_token_failed"), False
     opened = await endpoint.open(tokens.current)
     if isinstance(opened, Ending):
@@ -250,7 +250,7 @@ async def _refresh_in_band(ws: ClientConnection, prefix: str, tokens: Tokens) ->
     try:
         token = await tokens.fresh()
     except Exception as exc:  # noqa: BLE001 - the server closes with token_expired: handled then
-        logger.warning("authx.client: get_token failed for a refresh (%s)", type(exc).__name__)
+        logger.warning("get_token failed for a refresh (%s)", type(exc).__name__)
         return
     if token == tokens.current:
         return  # a fixed token: nothing to renew

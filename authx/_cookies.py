@@ -108,3 +108,28 @@ class Cookies:
 
     def unset(self, kind: str, response: Response) -> None:
         unset_token_cookies(response, self._config(), kind)
+
+    def set_access_cookies(
+        self, token: str, response: Response, max_age: int | None = None
+    ) -> None:
+        """Set the access-token cookie (and its CSRF cookie) on ``response``."""
+        self.set("access", token, response, max_age)
+
+    def set_refresh_cookies(
+        self, token: str, response: Response, max_age: int | None = None
+    ) -> None:
+        """Set the refresh-token cookie (and its CSRF cookie) on ``response``."""
+        self.set("refresh", token, response, max_age)
+
+    def unset_access_cookies(self, response: Response) -> None:
+        """Delete the access-token cookie and its CSRF cookie."""
+        self.unset("access", response)
+
+    def unset_refresh_cookies(self, response: Response) -> None:
+        """Delete the refresh-token cookie and its CSRF cookie."""
+        self.unset("refresh", response)
+
+    def unset_cookies(self, response: Response) -> None:
+        """Delete every token cookie and CSRF cookie."""
+        self.unset("access", response)
+        self.unset("refresh", response)

@@ -3,8 +3,8 @@ dependencies built on that (``token_required``, ``scopes_required``, ...)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeAlias, cast
 
 from starlette.requests import HTTPConnection, Request
 
@@ -16,7 +16,11 @@ from authx.config import AuthXConfig
 from authx.exceptions import MissingTokenError, UnknownSubjectError
 from authx.schema import RequestToken, TokenPayload
 
-__all__ = ["HTTPAuth"]
+__all__ = ["HTTPAuth", "PayloadDependency"]
+
+#: What ``token_required`` and ``scopes_required`` return: FastAPI calls it with the
+#: request (and the security schemes it declares) and gets the verified payload.
+PayloadDependency: TypeAlias = Callable[..., Awaitable[TokenPayload]]
 
 
 class HTTPAuth:
@@ -51,6 +55,32 @@ class HTTPAuth:
                 return None
             raise self._verifier.stamp(exc) from None
 
+    async def get_token_from_request(
+        self,
+        request: Request,
+        type: str = "access",
+        optional: bool = True,
+        locations: Sequence[str] | None = None,
+    ) -> RequestToken | None:
+        """The request's token, not verified (None when ``optional`` and there is none)."""
+        return await self.find(request, locations, type == "refresh", optional)
+
+    async def get_access_token_from_request(
+        self, request: Request, locations: Sequence[str] | None = None
+    ) -> RequestToken:
+        """The request's access token, not verified; MissingTokenError when there is none."""
+        token = await self.find(request, locations)
+        assert token is not None  # noqa: S101 - not optional: find raised instead
+        return token
+
+    async def get_refresh_token_from_request(
+        self, request: Request, locations: Sequence[str] | None = None
+    ) -> RequestToken:
+        """The request's refresh token, not verified; MissingTokenError when there is none."""
+        token = await self.find(request, locations, refresh=True)
+        assert token is not None  # noqa: S101 - not optional: find raised instead
+        return token
+
     async def authenticate(
         self,
         request: Request,
@@ -83,7 +113,7 @@ class HTTPAuth:
         verify_fresh: bool = False,
         verify_csrf: bool | None = None,
         locations: Sequence[str] | None = None,
-    ) -> Callable[..., Any]:
+    ) -> PayloadDependency:
         """A dependency returning the verified :class:`TokenPayload` of the request."""
         _locations.check_locations(locations)
 
@@ -94,7 +124,7 @@ class HTTPAuth:
             )
             return payload
 
-        return self._documented(_token_required, type, locations)  # type: ignore[no-any-return]
+        return cast(PayloadDependency, self._documented(_token_required, type, locations))
 
     def scopes_dependency(
         self,
@@ -104,7 +134,7 @@ class HTTPAuth:
         verify_fresh: bool = False,
         verify_csrf: bool | None = None,
         locations: Sequence[str] | None = None,
-    ) -> Callable[..., Any]:
+    ) -> PayloadDependency:
         """A dependency requiring an access token that grants ``scopes`` (else 403)."""
         _locations.check_locations(locations)
 
@@ -116,7 +146,7 @@ class HTTPAuth:
             self._verifier.check_scopes(payload, scopes, all_required)
             return payload
 
-        return self._documented(_scopes_required, "access", locations)  # type: ignore[no-any-return]
+        return cast(PayloadDependency, self._documented(_scopes_required, "access", locations))
 
     async def current_subject(self, request: Request) -> Any:
         """The subject the subject getter returns for the request's access token."""
@@ -135,7 +165,9 @@ class HTTPAuth:
         # Wrapped so that the route lists the security schemes, as the other dependencies do.
         return self._documented(_current_subject, "access", None)  # type: ignore[no-any-return]
 
-    def optional_token_dependency(self, type: str) -> Callable[[Request], Any]:
+    def optional_token_dependency(
+        self, type: str
+    ) -> Callable[[Request], Awaitable[RequestToken | None]]:
         """A dependency returning the request's token of ``type``, unverified, or None."""
 
         async def _optional(request: Request) -> RequestToken | None:

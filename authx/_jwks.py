@@ -192,7 +192,7 @@ class ProviderKeys:
             # errors are named by their type only.
             own = isinstance(exc, ValueError | BadConfigurationError)
             logger.warning(
-                "authx: cannot fetch identity provider keys from %s (%s%s)",
+                "cannot fetch identity provider keys from %s (%s%s)",
                 self.url,
                 type(exc).__name__,
                 f": {exc}" if own else "",

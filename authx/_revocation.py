@@ -90,7 +90,7 @@ class Revocations:
     def _log_unavailable(self, store: Store | None, exc: Exception) -> None:
         """Log a store failure, naming the store with its password masked."""
         name = redact_url(store.url if store is not None else self._url)
-        logger.warning("authx: revocation store %s unavailable (%s)", name, type(exc).__name__)
+        logger.warning("revocation store %s unavailable (%s)", name, type(exc).__name__)
 
     async def is_revoked(self, payload: TokenPayload) -> bool:
         store = self._store
@@ -153,7 +153,7 @@ class Revocations:
             await store.publish(event)
         except Exception as exc:  # noqa: BLE001
             logger.warning(
-                "authx: could not publish a revocation on %s (%s); other processes "
+                "could not publish a revocation on %s (%s); other processes "
                 "will refuse the token at their next check",
                 redact_url(store.url),
                 type(exc).__name__,

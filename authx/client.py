@@ -315,7 +315,7 @@ class AuthXClient:
             if not self._closing:
                 raise
         except Exception as exc:
-            logger.exception("authx.client: the connection loop failed")
+            logger.exception("the connection loop failed")
             self._failure = exc
             self._state = "closed"
         finally:
@@ -346,7 +346,7 @@ class AuthXClient:
                 return
             renew = plan.renew
             logger.info(
-                "authx.client: %s ended (%s %s); reconnecting in %.2f s",
+                "%s ended (%s %s); reconnecting in %.2f s",
                 where(self.url),
                 ending.code,
                 ending.reason,
@@ -357,7 +357,7 @@ class AuthXClient:
             await asyncio.sleep(plan.delay)
 
     async def _stop(self, error: AuthError) -> None:
-        logger.warning("authx.client: %s stopped: %s", where(self.url), error)
+        logger.warning("%s stopped: %s", where(self.url), error)
         self._error = error
         self._outbox.clear()
         await self._set_state("closed", StateInfo(code=error.code, reason=error.reason))

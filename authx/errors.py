@@ -116,7 +116,7 @@ def log_rejection(connection: HTTPConnection, exc: AuthXException, message: str)
     # The path only: the query string may hold the token.
     logger.log(
         logging.INFO if connection.scope["type"] == "websocket" else logging.DEBUG,
-        "authx: rejected %s %s: %s (%s)",
+        "rejected %s %s: %s (%s)",
         "WebSocket" if connection.scope["type"] == "websocket" else "request",
         connection.scope.get("path", ""),
         type(exc).__name__,
@@ -176,7 +176,7 @@ def make_handler(
             await reject_websocket(connection, exc, message, config())
             return None
         if exc.status_code >= 500:
-            logger.warning("authx: %s: %s", type(exc).__name__, message)
+            logger.warning("%s: %s", type(exc).__name__, message)
         else:
             log_rejection(connection, exc, message)
         return error_response(exc, message)

@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic
 
 from fastapi import Depends, Request, Response
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocket
+from typing_extensions import TypeVar
 
 from authx import _cookies
 from authx._callbacks import Callbacks
 from authx._delegate import delegate
-from authx._http import HTTPAuth
+from authx._http import HTTPAuth, PayloadDependency
 from authx._issue import Issuer
 from authx._revocation import Revocations
 from authx._starlette import exception_handlers
@@ -38,7 +39,8 @@ if TYPE_CHECKING:
 
 __all__ = ["AuthX"]
 
-T = TypeVar("T")
+#: The type of the subject your subject getter returns (``AuthX[User]``); Any by default.
+T = TypeVar("T", default=Any)
 
 
 class AuthX(ErrorMessages, Generic[T]):
@@ -114,25 +116,9 @@ class AuthX(ErrorMessages, Generic[T]):
         """Verify signature and claims, then type, freshness and CSRF (not the blocklist)."""
         return self._verifier.verify(token, verify_type, verify_fresh, verify_csrf)
 
-    async def get_token_from_request(
-        self,
-        request: Request,
-        type: str = "access",
-        optional: bool = True,
-        locations: Sequence[str] | None = None,
-    ) -> RequestToken | None:
-        """The request's token, not verified (None when ``optional`` and there is none)."""
-        return await self._http.find(request, locations, type == "refresh", optional)
-
-    async def get_access_token_from_request(
-        self, request: Request, locations: Sequence[str] | None = None
-    ) -> RequestToken:
-        return await self._http.find(request, locations)  # type: ignore[return-value]
-
-    async def get_refresh_token_from_request(
-        self, request: Request, locations: Sequence[str] | None = None
-    ) -> RequestToken:
-        return await self._http.find(request, locations, refresh=True)  # type: ignore[return-value]
+    get_token_from_request = delegate("_http", HTTPAuth.get_token_from_request)
+    get_access_token_from_request = delegate("_http", HTTPAuth.get_access_token_from_request)
+    get_refresh_token_from_request = delegate("_http", HTTPAuth.get_refresh_token_from_request)
 
     # HTTP dependencies -----------------------------------------------------
 
@@ -143,7 +129,7 @@ class AuthX(ErrorMessages, Generic[T]):
         verify_fresh: bool = False,
         verify_csrf: bool | None = None,
         locations: Sequence[str] | None = None,
-    ) -> Callable[..., Any]:
+    ) -> PayloadDependency:
         """A dependency returning the verified :class:`TokenPayload` of the request."""
         return self._http.token_dependency(type, verify_type, verify_fresh, verify_csrf, locations)
 
@@ -155,23 +141,41 @@ class AuthX(ErrorMessages, Generic[T]):
         verify_fresh: bool = False,
         verify_csrf: bool | None = None,
         locations: Sequence[str] | None = None,
-    ) -> Callable[..., Any]:
+    ) -> PayloadDependency:
         """A dependency requiring an access token that grants ``scopes`` (else 403)."""
         return self._http.scopes_dependency(
             scopes, all_required, verify_type, verify_fresh, verify_csrf, locations
         )
 
-    access_token_required = property(lambda self: self.token_required("access"))
-    refresh_token_required = property(lambda self: self.token_required("refresh"))
-    fresh_token_required = property(lambda self: self.token_required("access", verify_fresh=True))
-    ACCESS_REQUIRED = property(lambda self: Depends(self.access_token_required))
-    REFRESH_REQUIRED = property(lambda self: Depends(self.refresh_token_required))
-    FRESH_REQUIRED = property(lambda self: Depends(self.fresh_token_required))
+    @property
+    def access_token_required(self) -> PayloadDependency:
+        """The dependency: ``Annotated[TokenPayload, Depends(auth.access_token_required)]``."""
+        return self.token_required("access")
+
+    @property
+    def refresh_token_required(self) -> PayloadDependency:
+        return self.token_required("refresh")
+
+    @property
+    def fresh_token_required(self) -> PayloadDependency:
+        return self.token_required("access", verify_fresh=True)
+
+    # ``Depends`` markers, typed Any as FastAPI's ``Depends()`` is: each serves both as a
+    # parameter's default (``payload: TokenPayload = auth.ACCESS_REQUIRED``) and in a
+    # route's ``dependencies=[...]``.
+    ACCESS_REQUIRED: Any = property(lambda self: Depends(self.access_token_required))
+    REFRESH_REQUIRED: Any = property(lambda self: Depends(self.refresh_token_required))
+    FRESH_REQUIRED: Any = property(lambda self: Depends(self.fresh_token_required))
     #: The unverified access (refresh) token of the request, or None.
-    ACCESS_TOKEN = property(lambda self: Depends(self._http.optional_token_dependency("access")))
-    REFRESH_TOKEN = property(lambda self: Depends(self._http.optional_token_dependency("refresh")))
-    CURRENT_SUBJECT = property(lambda self: Depends(self._http.current_subject_dependency()))
-    DEPENDENCY = BUNDLE = property(lambda self: Depends(self.get_dependency))
+    ACCESS_TOKEN: Any = property(
+        lambda self: Depends(self._http.optional_token_dependency("access"))
+    )
+    REFRESH_TOKEN: Any = property(
+        lambda self: Depends(self._http.optional_token_dependency("refresh"))
+    )
+    CURRENT_SUBJECT: Any = property(lambda self: Depends(self._http.current_subject_dependency()))
+    DEPENDENCY: Any = property(lambda self: Depends(self.get_dependency))
+    BUNDLE: Any = DEPENDENCY
 
     def get_dependency(self, request: Request, response: Response) -> AuthXDependency[T]:
         return AuthXDependency(self, request=request, response=response)
@@ -183,25 +187,11 @@ class AuthX(ErrorMessages, Generic[T]):
 
     # Cookies ---------------------------------------------------------------
 
-    def set_access_cookies(
-        self, token: str, response: Response, max_age: int | None = None
-    ) -> None:
-        self._cookies.set("access", token, response, max_age)
-
-    def set_refresh_cookies(
-        self, token: str, response: Response, max_age: int | None = None
-    ) -> None:
-        self._cookies.set("refresh", token, response, max_age)
-
-    def unset_access_cookies(self, response: Response) -> None:
-        self._cookies.unset("access", response)
-
-    def unset_refresh_cookies(self, response: Response) -> None:
-        self._cookies.unset("refresh", response)
-
-    def unset_cookies(self, response: Response) -> None:
-        self.unset_access_cookies(response)
-        self.unset_refresh_cookies(response)
+    set_access_cookies = delegate("_cookies", _cookies.Cookies.set_access_cookies)
+    set_refresh_cookies = delegate("_cookies", _cookies.Cookies.set_refresh_cookies)
+    unset_access_cookies = delegate("_cookies", _cookies.Cookies.unset_access_cookies)
+    unset_refresh_cookies = delegate("_cookies", _cookies.Cookies.unset_refresh_cookies)
+    unset_cookies = delegate("_cookies", _cookies.Cookies.unset_cookies)
 
     # Callbacks -------------------------------------------------------------
 
@@ -234,11 +224,13 @@ class AuthX(ErrorMessages, Generic[T]):
         """The verified payload of the handshake's access token (the seed's name)."""
         return await self._ws.payload(websocket)
 
-    WS_AUTH_REQUIRED = property(lambda self: Depends(self._ws.payload))
+    WS_AUTH_REQUIRED: Any = property(lambda self: Depends(self._ws.payload))
     #: A WebSocket dependency yielding a :class:`WebSocketSession`.
-    WS_SESSION = property(lambda self: Depends(self._ws.session))
+    WS_SESSION: Any = property(lambda self: Depends(self._ws.session))
     #: An HTTP dependency exchanging the access token for a ticket bound to the Origin.
-    WS_TICKET = property(lambda self: Depends(self._http.ticket_dependency(self._ws.issue_ticket)))
+    WS_TICKET: Any = property(
+        lambda self: Depends(self._http.ticket_dependency(self._ws.issue_ticket))
+    )
 
     def ws_scopes_required(self, *scopes: str, all_required: bool = True) -> Any:
         """A WebSocket dependency requiring ``scopes``; a denial is 403 / close 4003."""

@@ -23,7 +23,7 @@ async def deliver(subscribers: Sequence[Subscriber], event: RevocationEvent) -> 
     for result in results:
         if isinstance(result, Exception):
             logger.warning(
-                "authx: a revocation subscriber failed (%s: %s)", type(result).__name__, result
+                "a revocation subscriber failed (%s: %s)", type(result).__name__, result
             )
 
 

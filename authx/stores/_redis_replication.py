@@ -112,7 +112,7 @@ class ReplicaAcknowledgement:
             if not self._warned:
                 self._warned = True
                 logger.warning(
-                    "authx: the Redis user may not run INFO, so revocations do not wait for "
+                    "the Redis user may not run INFO, so revocations do not wait for "
                     "replicas; allow it (+info) or set wait_replicas=N in JWT_STORE_URL"
                 )
             info = b""

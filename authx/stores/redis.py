@@ -217,7 +217,7 @@ class RedisStore:
                         # Redis confirmed: from now on no event on the channel is missed.
                         ready.set()
                         if outage:
-                            logger.info("authx: subscribed again to %s", self.channel)
+                            logger.info("subscribed again to %s", self.channel)
                             # Events published during the gap were not heard here.
                             await self._events.deliver(RevocationEvent("resync", ""))
                         outage, backoff = False, _BACKOFF_START
@@ -227,7 +227,7 @@ class RedisStore:
                 ready.set()  # subscribe() must not wait out an outage
                 if not outage:
                     logger.warning(
-                        "authx: lost the Redis event subscription on %s (%s); reconnecting",
+                        "lost the Redis event subscription on %s (%s); reconnecting",
                         self.channel,
                         type(exc).__name__,
                     )
@@ -242,7 +242,7 @@ class RedisStore:
         try:
             event = RevocationEvent.from_dict(json.loads(data))
         except (ValueError, TypeError, AttributeError):
-            logger.warning("authx: ignoring a malformed revocation event on %s", self.channel)
+            logger.warning("ignoring a malformed revocation event on %s", self.channel)
             return
         await self._events.deliver(event)
 

@@ -212,7 +212,7 @@ class SQLiteStore:
                     next_purge = time.monotonic() + self.purge_interval
                     await self.purge()
                 if failures:
-                    logger.info("authx: revocation store %s is readable again", self.path)
+                    logger.info("revocation store %s is readable again", self.path)
                     # Events purged while it was unreadable are gone: have them re-checked.
                     await self._events.deliver(RevocationEvent("resync", ""))
                 failures = 0
@@ -220,7 +220,7 @@ class SQLiteStore:
                 ready.set()
                 if not failures:
                     logger.warning(
-                        "authx: cannot read revocation events from %s (%s: %s)",
+                        "cannot read revocation events from %s (%s: %s)",
                         self.path,
                         type(exc).__name__,
                         exc,
@@ -368,7 +368,7 @@ def _decode_event(data: str) -> RevocationEvent | None:
     try:
         return RevocationEvent.from_dict(json.loads(data))
     except (ValueError, TypeError, AttributeError):
-        logger.warning("authx: ignoring a malformed revocation event in the SQLite store")
+        logger.warning("ignoring a malformed revocation event in the SQLite store")
         return None
 
 

@@ -299,7 +299,7 @@ class Admission:
         except Exception as exc:  # noqa: BLE001 - fail open: an outage must not lock everyone out
             self._log_once(
                 "store",
-                "authx: rate-limit store %s unavailable (%s); counting in this process only",
+                "rate-limit store %s unavailable (%s); counting in this process only",
                 redact_url(self._config().JWT_STORE_URL),
                 type(exc).__name__,
             )
@@ -307,7 +307,7 @@ class Admission:
     def _refuse(self, address: str, wait: float, what: str) -> None:
         self._log_once(
             address,
-            "authx: too many %s from %s; refusing for %.1f s (not logged again for %g s)",
+            "too many %s from %s; refusing for %.1f s (not logged again for %g s)",
             what,
             address,
             wait,

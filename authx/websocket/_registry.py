@@ -192,7 +192,7 @@ class LiveRegistry:
         if targets:
             await self._close_revoked(targets)
             logger.info(
-                "authx: closed %d connection(s) after a %s revocation", len(targets), event.kind
+                "closed %d connection(s) after a %s revocation", len(targets), event.kind
             )
         return len(targets)
 
@@ -212,7 +212,7 @@ class LiveRegistry:
             except Exception as exc:  # noqa: BLE001 - the store is still away: try again
                 if attempt == 0:
                     logger.warning(
-                        "authx: cannot re-check live connections against the store yet "
+                        "cannot re-check live connections against the store yet "
                         "(%s); retrying every %g s",
                         type(exc).__name__,
                         _RESYNC_RETRY,
@@ -220,13 +220,13 @@ class LiveRegistry:
                 await asyncio.sleep(_RESYNC_RETRY)
                 continue
             logger.info(
-                "authx: re-checked %d connection(s) after a gap in revocation events; closed %d",
+                "re-checked %d connection(s) after a gap in revocation events; closed %d",
                 checked,
                 closed,
             )
             if not self._resync_again:
                 return
-        logger.warning("authx: gave up re-checking live connections against the store")
+        logger.warning("gave up re-checking live connections against the store")
 
     async def recheck(self) -> tuple[int, int]:
         """Ask the store about every session, in batches; close the revoked ones.
@@ -262,7 +262,7 @@ class LiveRegistry:
 
     def log_refresh_failure(self, session: WebSocketSession, exc: AuthXException) -> None:
         logger.info(
-            "authx: in-band refresh refused on %s: %s (%s)",
+            "in-band refresh refused on %s: %s (%s)",
             session.websocket.scope.get("path", ""),
             type(exc).__name__,
             exc.message,

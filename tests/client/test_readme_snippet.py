@@ -1,4 +1,4 @@
-"""The README's Python client example, run as written against the client app: only its
+"""The docs' Python client example (docs/clients.md), run as written against the client app: only its
 URL is pointed at the test server. It prints the stream until the user is revoked."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from tests.conftest import ROOT
 
 
 def readme_client_example() -> str:
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("### In Python: `authx.client`", 1)[1]
+    page = (ROOT / "docs" / "clients.md").read_text()
+    section = page.split("## In Python: `authx.client`", 1)[1]
     match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
     assert match is not None
     return match.group(1)
@@ -29,7 +29,7 @@ async def test_the_readme_client_example_runs(
     server = start_server(live_server_factory)
     code = readme_client_example().replace("wss://api.example.com/ws", f"{server.ws}/stream")
     namespace: dict[str, Any] = {}
-    exec(compile(code, str(Path("README.md")), "exec"), namespace)  # noqa: S102 - our own README
+    exec(compile(code, str(Path("docs/clients.md")), "exec"), namespace)  # noqa: S102 - our own docs
     async with httpx.AsyncClient(base_url=server.http) as http:
         assert (await http.post("/login", params={"sub": "reader"})).status_code == 200
         example = asyncio.ensure_future(namespace["main"](http))
