@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint bench load cluster mutation fuzz clean
+.PHONY: run test lint docs bench load cluster mutation fuzz clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,14 +19,19 @@ $(BIN)/.installed-test: pyproject.toml
 	touch $(BIN)/.installed $@
 
 run: $(BIN)/.installed
-	$(BIN)/uvicorn examples.demo:app --host $(HOST) --port $(PORT)
+	@echo "AuthX demo: open http://$(HOST):$(PORT)/ and log in as test / test (Ctrl+C stops it)"
+	PORT=$(PORT) $(BIN)/uvicorn examples.demo:app --host $(HOST) --port $(PORT)
 
 lint: $(BIN)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+# The documentation site (MkDocs), built strictly: a broken link or reference fails.
+docs: $(BIN)/.installed-test
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+test: lint docs
 	$(BIN)/pytest
 
 bench: $(BIN)/.installed-test
@@ -63,4 +68,4 @@ mutation: $(BIN)/.installed-mutation
 	$(BIN)/python -m tools.mutation_report --min-score $(MUTATION_MIN_SCORE)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache mutants
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache mutants site

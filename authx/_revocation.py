@@ -20,6 +20,7 @@ Listener = Callable[[RevocationEvent], Awaitable[int]]
 __all__ = ["Revocations", "redact_url"]
 
 logger = logging.getLogger("authx")
+_OUTAGE_LOG_INTERVAL = 60.0  # seconds between two lines about failed checks in one outage
 
 #: How long a revocation is kept when the token's own expiry is unknown.
 _FALLBACK_LIFETIME = 366 * 24 * 3600.0
@@ -42,6 +43,8 @@ class Revocations:
         self._store: Store | None = store_from_url(self._url)
         self._subscribed: Store | None = None
         self._listeners: list[Listener] = []
+        # When a failed check was last logged, while checks keep failing (None: they work).
+        self._check_failure_logged: float | None = None
 
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener`` for every revocation (this process's and the store's events)."""
@@ -87,23 +90,38 @@ class Revocations:
         ]
         return max(lifetimes) if lifetimes else _FALLBACK_LIFETIME
 
-    def _log_unavailable(self, store: Store | None, exc: Exception) -> None:
-        """Log a store failure, naming the store with its password masked."""
+    def _log_unavailable(self, store: Store | None, exc: Exception, check: bool = False) -> None:
+        """Log a store failure, naming the store with its password masked. A failed write
+        is always logged; failed checks once per outage and then once a minute, since
+        every request and handshake makes one."""
         name = redact_url(store.url if store is not None else self._url)
+        if check:
+            now = time.monotonic()
+            last = self._check_failure_logged
+            if last is not None and now - last < _OUTAGE_LOG_INTERVAL:
+                return
+            self._check_failure_logged = now
         logger.warning("revocation store %s unavailable (%s)", name, type(exc).__name__)
+
+    def _check_succeeded(self, store: Store) -> None:
+        if self._check_failure_logged is not None:
+            self._check_failure_logged = None
+            logger.warning("revocation store %s answers again", redact_url(store.url))
 
     async def is_revoked(self, payload: TokenPayload) -> bool:
         store = self._store
         try:
             store = await self.store()
-            return await store.is_revoked(*_entry(payload))
+            revoked = await store.is_revoked(*_entry(payload))
         except AuthXException:
             raise
         except Exception as exc:  # noqa: BLE001 - any store failure is answered by policy
-            self._log_unavailable(store, exc)
+            self._log_unavailable(store, exc, check=True)
             if not self._config().JWT_STORE_FAIL_OPEN:
                 raise StoreUnavailableError("Revocation store unavailable") from None
             return False
+        self._check_succeeded(store)
+        return revoked
 
     async def revoked_among(self, payloads: Sequence[TokenPayload]) -> list[bool]:
         """Whether each payload is revoked in the store, in as few round trips as the

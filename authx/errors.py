@@ -22,8 +22,17 @@ from authx._starlette import mark_closed, transport
 from authx._uvicorn_logs import mark_denied
 from authx.close_codes import CloseCode, close_reason, lookup
 from authx.config import AuthXConfig
-from authx.exceptions import AuthXException, InsufficientScopeError, RateLimitedError
+from authx.exceptions import (
+    AuthXException,
+    InsufficientScopeError,
+    KeySourceUnavailableError,
+    RateLimitedError,
+    StoreUnavailableError,
+)
 from authx.websocket._transports import Handshake, handshake_state, safe_subprotocol
+
+# Outages are logged by the store and the key source, once per outage, with their cause.
+_LOGGED_WHERE_RAISED = (StoreUnavailableError, KeySourceUnavailableError)
 
 __all__ = [
     "HANDLED",
@@ -175,7 +184,7 @@ def make_handler(
         if isinstance(connection, WebSocket):
             await reject_websocket(connection, exc, message, config())
             return None
-        if exc.status_code >= 500:
+        if exc.status_code >= 500 and not isinstance(exc, _LOGGED_WHERE_RAISED):
             logger.warning("%s: %s", type(exc).__name__, message)
         else:
             log_rejection(connection, exc, message)

@@ -22,9 +22,7 @@ async def deliver(subscribers: Sequence[Subscriber], event: RevocationEvent) -> 
     )
     for result in results:
         if isinstance(result, Exception):
-            logger.warning(
-                "a revocation subscriber failed (%s: %s)", type(result).__name__, result
-            )
+            logger.warning("a revocation subscriber failed (%s: %s)", type(result).__name__, result)
 
 
 Listen = Callable[[asyncio.Event], Coroutine[Any, Any, None]]

@@ -191,9 +191,7 @@ class LiveRegistry:
         targets = self.matching(event)
         if targets:
             await self._close_revoked(targets)
-            logger.info(
-                "closed %d connection(s) after a %s revocation", len(targets), event.kind
-            )
+            logger.info("closed %d connection(s) after a %s revocation", len(targets), event.kind)
         return len(targets)
 
     # Re-check after a gap in events -----------------------------------------

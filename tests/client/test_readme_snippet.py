@@ -1,5 +1,5 @@
-"""The docs' Python client example (docs/clients.md), run as written against the client app: only its
-URL is pointed at the test server. It prints the stream until the user is revoked."""
+"""The docs' Python client example (docs/clients.md), run as written against the client
+app: only its URL is pointed at the test server. It prints the stream until the user is revoked."""
 
 from __future__ import annotations
 

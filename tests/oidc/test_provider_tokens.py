@@ -656,9 +656,7 @@ async def test_provider_outage_grace_then_fail_closed_then_recovery(
 ) -> None:
     token = provider.token("olga")
     own = (await post(deny, "/login", params={"sub": "svc"})).json()["access_token"]
-    warning = (
-        f"WARNING:     authx: cannot fetch identity provider keys from {provider.jwks_uri}"
-    )
+    warning = f"WARNING:     authx: cannot fetch identity provider keys from {provider.jwks_uri}"
     for server in (deny, close):
         assert (await get_me(server, token)).status_code == 200  # the keys are cached
 
