@@ -45,7 +45,7 @@ def store_from_url(url: str) -> Store:
             from authx.stores.redis import RedisStore
         except ImportError:  # pragma: no cover - depends on the optional extra
             raise BadConfigurationError(
-                "JWT_STORE_URL uses Redis: install the extra with `pip install authx-ws[redis]`"
+                "JWT_STORE_URL uses Redis: install the extra with pip install 'authx-ws[redis]'"
             ) from None
         return RedisStore(url)
     raise BadConfigurationError(
