@@ -20,6 +20,7 @@ OUT_OF_PROCESS_FIXTURES = frozenset(
         "redis_url",
         "fault_redis",
         "shared_backend",
+        "authx_cmd",
     }
 )
 #: Store kinds a parametrised store test may run over; only the memory store is mutated.
