@@ -7,57 +7,40 @@ Keys are checked once, when an :class:`~authx.AuthX` prepares them.
 
 from __future__ import annotations
 
-import ipaddress
-import re
 import warnings
-from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import SettingsConfigDict
 
+from authx._config_websocket import WebSocketSettings, check_choices
 from authx._jwks import check_provider_url
-from authx.close_codes import CLOSE_CODES
 from authx.exceptions import BadConfigurationError
 
 __all__ = ["AuthXConfig"]
-
-#: Limits that ``off`` (or ``none``) switches off, from the environment too.
-_SWITCHABLE = (
-    "JWT_WS_RATE_LIMIT",
-    "JWT_WS_SUBJECT_RATE_LIMIT",
-    "JWT_WS_MAX_PENDING",
-    "JWT_WS_MAX_PENDING_PER_ADDRESS",
-    "JWT_WS_MAX_CONNECTIONS_PER_SUBJECT",
-)
 
 SYMMETRIC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 _RSA_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
 ASYMMETRIC_ALGORITHMS = frozenset((*_RSA_ALGORITHMS, "ES256", "ES256K", "ES384", "ES512", "EdDSA"))
 TOKEN_LOCATIONS = ("headers", "cookies", "query", "json")
-WS_TOKEN_LOCATIONS = ("query", "headers", "subprotocol", "cookies", "ticket", "message")
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
-
-#: An origin as a browser sends it in the Origin header.
-_ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:[0-9]{1,5})?")
 
 TokenLocation = Literal["headers", "cookies", "query", "json"]
 
 
-def _check_choices(setting: str, values: Sequence[str], allowed: Sequence[str]) -> list[str]:
-    if isinstance(values, str):
-        values = [values]
-    unknown = [v for v in values if v not in allowed]
-    if unknown:
-        raise BadConfigurationError(
-            f"{setting} has unknown value(s) {unknown}; allowed: {', '.join(allowed)}"
-        )
-    return list(values)
+class AuthXConfig(WebSocketSettings):
+    """Settings for :class:`~authx.AuthX`; each may come from an environment variable.
 
-
-class AuthXConfig(BaseSettings):
-    """Settings for :class:`~authx.AuthX`; each may come from an environment variable."""
+    The ``JWT_WS_*`` settings are declared in :mod:`authx._config_websocket`.
+    """
 
     model_config = SettingsConfigDict(extra="forbid", case_sensitive=False)
 
@@ -124,48 +107,12 @@ class AuthXConfig(BaseSettings):
     JWT_REFRESH_CSRF_FIELD_NAME: str = "csrf_token"
     JWT_CSRF_CHECK_FORM: bool = False
 
-    # WebSocket
-    JWT_WS_TOKEN_LOCATION: list[str] = Field(default_factory=lambda: ["query", "headers"])
-    JWT_WS_REJECTION: Literal["deny", "close"] = "deny"
-    # Close codes (authx.close_codes has the table: reason token, default, client action)
-    JWT_WS_CLOSE_CODE_UNAUTHENTICATED: int = Field(default=4001, ge=1000, le=4999)
-    JWT_WS_CLOSE_CODE_FORBIDDEN: int = Field(default=4003, ge=1000, le=4999)
-    JWT_WS_CLOSE_CODE_REVOKED: int = Field(default=4004, ge=1000, le=4999)
-    JWT_WS_CLOSE_CODE_ORIGIN: int = Field(default=4005, ge=1000, le=4999)
-    JWT_WS_CLOSE_CODE_RATE_LIMITED: int = Field(default=4029, ge=1000, le=4999)
-    JWT_WS_CLOSE_CODE_UNAVAILABLE: int = Field(default=1013, ge=1000, le=4999)
-    JWT_WS_CLOSE_CODE_SERVER_ERROR: int = Field(default=1011, ge=1000, le=4999)
-    JWT_WS_ALLOWED_ORIGINS: list[str] = Field(default_factory=list)
-    JWT_WS_TICKET_TTL: float = Field(default=30, gt=0)
-    JWT_WS_TICKET_QUERY_NAME: str = "ticket"
-    JWT_WS_AUTH_MESSAGE_TIMEOUT: float = Field(default=5, gt=0)
-    JWT_WS_CLOSE_CODE_AUTH_TIMEOUT: int = Field(default=4008, ge=1000, le=4999)
-
-    # Live connections
-    JWT_WS_ENFORCE_LIFETIME: bool = True
-    JWT_WS_EXPIRED_CLOSE_CODE: int = Field(default=4002, ge=1000, le=4999)
-    JWT_WS_EXPIRED_CLOSE_REASON: str = Field(default="token_expired", max_length=123)
-    JWT_WS_REVOKED_CLOSE_REASON: str = Field(default="token_revoked", max_length=123)
-    JWT_WS_EXPIRY_WARNING: float | None = Field(default=None, gt=0)
-    JWT_WS_INBAND_REFRESH: bool = True
-    JWT_WS_MESSAGE_PREFIX: str = "authx."
-    JWT_WS_MAX_CONNECTIONS_PER_SUBJECT: int | None = Field(default=None, gt=0)
-    JWT_WS_CONNECTION_LIMIT: Literal["reject", "close_oldest"] = "reject"
-    JWT_WS_CLOSE_CODE_TOO_MANY: int = Field(default=4009, ge=1000, le=4999)
-
-    # Admission control, checked before any token is read (authx/websocket/_admission.py)
-    JWT_WS_RATE_LIMIT: float | None = Field(default=10, gt=0)
-    JWT_WS_RATE_BURST: int = Field(default=60, ge=1)
-    JWT_WS_FAILURE_COST: float = Field(default=5, ge=0)
-    JWT_WS_SUBJECT_RATE_LIMIT: float | None = Field(default=5, gt=0)
-    JWT_WS_SUBJECT_RATE_BURST: int = Field(default=30, ge=1)
-    JWT_WS_MAX_PENDING_PER_ADDRESS: int | None = Field(default=50, ge=1)
-    JWT_WS_MAX_PENDING: int | None = Field(default=10_000, ge=1)
-    JWT_WS_REFUSAL_DELAY: float = Field(default=1, ge=0, le=30)
-    JWT_WS_MAX_DELAYED: int = Field(default=1000, ge=0)
-    JWT_WS_TRUSTED_PROXIES: list[str] = Field(default_factory=list)
-    JWT_WS_RATE_LIMIT_SHARED: bool = True
-    JWT_WS_ADMISSION_LOG_INTERVAL: float = Field(default=60, ge=0)
+    # Implicit refresh of cookie sessions (authx/_implicit_refresh.py)
+    JWT_IMPLICIT_REFRESH_ROUTE_EXCLUDE: list[str] = Field(default_factory=list)
+    JWT_IMPLICIT_REFRESH_ROUTE_INCLUDE: list[str] = Field(default_factory=list)
+    JWT_IMPLICIT_REFRESH_METHOD_EXCLUDE: list[str] = Field(default_factory=list)
+    JWT_IMPLICIT_REFRESH_METHOD_INCLUDE: list[str] = Field(default_factory=list)
+    JWT_IMPLICIT_REFRESH_DELTATIME: timedelta = Field(timedelta(minutes=10), ge=timedelta(0))
 
     # Identity providers (JWKS, OpenID Connect discovery)
     JWT_OIDC_ISSUER: str | None = None
@@ -202,7 +149,7 @@ class AuthXConfig(BaseSettings):
     @field_validator("JWT_ALGORITHM", mode="before")
     @classmethod
     def _known_algorithm(cls, value: Any) -> Any:
-        _check_choices(
+        check_choices(
             "JWT_ALGORITHM",
             [value],
             sorted(SYMMETRIC_ALGORITHMS) + sorted(ASYMMETRIC_ALGORITHMS),
@@ -214,7 +161,7 @@ class AuthXConfig(BaseSettings):
     def _known_decode_algorithms(cls, value: Any) -> Any:
         if value is None:
             return value
-        return _check_choices(
+        return check_choices(
             "JWT_DECODE_ALGORITHMS",
             value,
             sorted(SYMMETRIC_ALGORITHMS) + sorted(ASYMMETRIC_ALGORITHMS),
@@ -223,51 +170,37 @@ class AuthXConfig(BaseSettings):
     @field_validator("JWT_TOKEN_LOCATION", mode="before")
     @classmethod
     def _known_locations(cls, value: Any) -> Any:
-        return _check_choices("JWT_TOKEN_LOCATION", value, TOKEN_LOCATIONS)
+        return check_choices("JWT_TOKEN_LOCATION", value, TOKEN_LOCATIONS)
 
-    @field_validator("JWT_WS_TOKEN_LOCATION", mode="before")
+    @field_validator(
+        "JWT_CSRF_METHODS",
+        "JWT_IMPLICIT_REFRESH_METHOD_EXCLUDE",
+        "JWT_IMPLICIT_REFRESH_METHOD_INCLUDE",
+        mode="before",
+    )
     @classmethod
-    def _known_ws_locations(cls, value: Any) -> Any:
-        return _check_choices("JWT_WS_TOKEN_LOCATION", value, WS_TOKEN_LOCATIONS)
-
-    @field_validator("JWT_CSRF_METHODS", mode="before")
-    @classmethod
-    def _known_methods(cls, value: Any) -> Any:
+    def _known_methods(cls, value: Any, info: ValidationInfo) -> Any:
         if isinstance(value, str):
             value = [value]
-        return _check_choices(
-            "JWT_CSRF_METHODS", [str(m).upper() for m in value], sorted(HTTP_METHODS)
+        return check_choices(
+            str(info.field_name), [str(m).upper() for m in value], sorted(HTTP_METHODS)
         )
 
-    @field_validator(*sorted({row.setting for row in CLOSE_CODES}))
+    @field_validator("JWT_IMPLICIT_REFRESH_ROUTE_EXCLUDE", "JWT_IMPLICIT_REFRESH_ROUTE_INCLUDE")
     @classmethod
-    def _sendable_close_code(cls, value: int) -> int:
-        # RFC 6455 7.4: 1004-1006 and 1015 must never be sent; 1016-2999 are reserved.
-        if value in (1004, 1005, 1006) or 1015 <= value < 3000:
-            raise ValueError("a close code an endpoint may send: 1000-1003, 1007-1014 or 3000-4999")
+    def _paths(cls, value: list[str]) -> list[str]:
+        # Matched exactly against request.url.path, which always starts with "/".
+        wrong = [path for path in value if not path.startswith("/")]
+        if wrong:
+            raise ValueError(f"paths must start with '/': {wrong}")
         return value
 
-    @field_validator(*_SWITCHABLE, mode="before")
-    @classmethod
-    def _off_means_none(cls, value: Any) -> Any:
-        # From the environment: JWT_WS_RATE_LIMIT=off switches a limit off.
-        if isinstance(value, str) and value.strip().lower() in ("", "off", "none", "null"):
-            return None
-        return value
-
-    @field_validator("JWT_WS_TRUSTED_PROXIES")
-    @classmethod
-    def _proxy_networks(cls, value: list[str]) -> list[str]:
-        for entry in value:
-            try:
-                ipaddress.ip_network(entry, strict=False)
-            except ValueError:
-                raise ValueError(
-                    f"entry {entry!r} is not an IP address or network (203.0.113.7, 10.0.0.0/8)"
-                ) from None
-        return value
-
-    @field_validator("JWT_ACCESS_TOKEN_EXPIRES", "JWT_REFRESH_TOKEN_EXPIRES", mode="before")
+    @field_validator(
+        "JWT_ACCESS_TOKEN_EXPIRES",
+        "JWT_REFRESH_TOKEN_EXPIRES",
+        "JWT_IMPLICIT_REFRESH_DELTATIME",
+        mode="before",
+    )
     @classmethod
     def _seconds_from_strings(cls, value: Any) -> Any:
         # Environment variables are strings: "3600" means seconds, as the int 3600 does.
@@ -284,30 +217,6 @@ class AuthXConfig(BaseSettings):
             self.JWT_DECODE_ALGORITHMS = [self.JWT_ALGORITHM]
         else:
             self._decode_algorithms_chosen = True
-        return self
-
-    @model_validator(mode="after")
-    def _cookie_websockets_need_origins(self) -> AuthXConfig:
-        # Browsers attach cookies to cross-site WebSocket handshakes (CSWSH).
-        if "cookies" in self.JWT_WS_TOKEN_LOCATION:
-            if not self.JWT_WS_ALLOWED_ORIGINS:
-                raise BadConfigurationError(
-                    "JWT_WS_TOKEN_LOCATION includes 'cookies': set JWT_WS_ALLOWED_ORIGINS to the "
-                    "origins allowed to open cookie-authenticated WebSockets"
-                )
-            for origin in self.JWT_WS_ALLOWED_ORIGINS:
-                if origin not in ("*", "null") and not _ORIGIN.fullmatch(origin):
-                    # Browsers send a lowercase scheme://host[:port]; anything else
-                    # would silently never match.
-                    raise BadConfigurationError(
-                        f"JWT_WS_ALLOWED_ORIGINS entry {origin!r} is not an origin as browsers "
-                        "send it: lowercase scheme://host[:port], no path or trailing slash"
-                    )
-            if "*" in self.JWT_WS_ALLOWED_ORIGINS or "null" in self.JWT_WS_ALLOWED_ORIGINS:
-                raise BadConfigurationError(
-                    "JWT_WS_ALLOWED_ORIGINS must list real origins (no '*' or 'null') "
-                    "when WebSockets authenticate with cookies"
-                )
         return self
 
     @model_validator(mode="after")

@@ -69,6 +69,10 @@ class ErrorMessages:
         message = getattr(self, f"MSG_{type(exc).__name__}", None)
         return str(message) if message is not None else exc.message
 
+    def error_message(self, exc: AuthXException) -> str:
+        """The message AuthX answers ``exc`` with (its ``MSG_*`` override, if any)."""
+        return self._error_message(exc)
+
 
 def _quoted(value: str) -> str:
     return value.replace("\\", "").replace('"', "'")

@@ -17,6 +17,7 @@ from authx import _cookies
 from authx._callbacks import Callbacks
 from authx._delegate import delegate
 from authx._http import HTTPAuth, PayloadDependency
+from authx._implicit_refresh import ImplicitRefresh
 from authx._issue import Issuer
 from authx._revocation import Revocations
 from authx._starlette import exception_handlers
@@ -75,6 +76,7 @@ class AuthX(ErrorMessages, Generic[T]):
         self._tickets = Tickets(current, self._revocations.store)
         install = self.ensure_request_exception_handlers
         self._http = HTTPAuth(current, self._verifier, self._callbacks, install)
+        self._refresh = ImplicitRefresh(current, self._http, self._issuer, self._cookies)
         self._ws = WebSocketAuthenticator(
             current, self._verifier, self._revocations, self._live, self._tickets, install
         )
@@ -100,6 +102,7 @@ class AuthX(ErrorMessages, Generic[T]):
     create_access_token = delegate("_issuer", Issuer.create_access_token)
     create_refresh_token = delegate("_issuer", Issuer.create_refresh_token)
     create_token_pair = delegate("_issuer", Issuer.create_token_pair)
+    implicit_refresh_middleware = delegate("_refresh", ImplicitRefresh.middleware)
 
     # Verification ----------------------------------------------------------
 
@@ -224,6 +227,8 @@ class AuthX(ErrorMessages, Generic[T]):
         """The verified payload of the handshake's access token (the seed's name)."""
         return await self._ws.payload(websocket)
 
+    #: Admission and the handshake's token checked (no session): None without a token.
+    check_websocket = delegate("_ws", WebSocketAuthenticator.check)
     WS_AUTH_REQUIRED: Any = property(lambda self: Depends(self._ws.payload))
     #: A WebSocket dependency yielding a :class:`WebSocketSession`.
     WS_SESSION: Any = property(lambda self: Depends(self._ws.session))

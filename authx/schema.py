@@ -27,12 +27,51 @@ TokenType = Literal["access", "refresh"]
 TokenLocation = Literal["headers", "cookies", "json", "query", "subprotocol", "ticket", "message"]
 
 
-def _to_timestamp(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.timestamp()
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: The whole seconds a datetime can hold (0001-01-01 to 9999-12-31T23:59:59 UTC).
+_FIRST, _LAST = -62_135_596_800, 253_402_300_799
+
+
+def _aware(value: datetime) -> datetime:
+    # A naive datetime is UTC, as PyJWT reads it (and as datetime.utcnow() meant it).
+    return value if value.utcoffset() is not None else value.replace(tzinfo=UTC)
+
+
+def _from_text(text: str) -> float | int:
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            pass
+    try:
+        return _aware(datetime.fromisoformat(text)).timestamp()
+    except ValueError:
+        raise ValueError("a time must be a number, a datetime or an ISO 8601 string") from None
+
+
+def _numeric_date(value: Any) -> float | int | None:
+    """``exp``, ``iat`` or ``nbf`` as POSIX seconds, from what applications pass.
+
+    A number (or a string spelling one), a datetime (naive means UTC) or an ISO 8601
+    string, or a timedelta counted from now. Booleans, other strings, NaN, infinities
+    and times outside the years 1-9999 are refused.
+    """
+    seconds: float | int
+    if value is None:
+        return None
     if isinstance(value, timedelta):
-        return time.time() + value.total_seconds()
-    return value
+        seconds = time.time() + value.total_seconds()
+    elif isinstance(value, datetime):
+        seconds = _aware(value).timestamp()
+    elif isinstance(value, str):
+        seconds = _from_text(value)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = value
+    else:
+        raise ValueError(f"a time must be a number or a datetime, not {type(value).__name__}")
+    if not _FIRST <= seconds <= _LAST:  # NaN fails this too
+        raise ValueError("a time must be a finite number of seconds within years 1-9999")
+    return seconds
 
 
 class TokenPayload(BaseModel):
@@ -53,10 +92,17 @@ class TokenPayload(BaseModel):
     fresh: bool = False
     login_type: str | None = None
 
-    @field_validator("exp", "nbf", mode="before")
+    @field_validator("iat", "nbf", mode="before")
     @classmethod
-    def _timestamps(cls, value: Any) -> Any:
-        return _to_timestamp(value)
+    def _timestamps(cls, value: Any) -> float | int | None:
+        return _numeric_date(value)
+
+    @field_validator("exp", mode="before")
+    @classmethod
+    def _expiry(cls, value: Any) -> datetime | None:
+        # Converted here, not by pydantic, which reads numbers above 2e10 as milliseconds.
+        seconds = _numeric_date(value)
+        return None if seconds is None else _EPOCH + timedelta(seconds=seconds)
 
     @property
     def extra_dict(self) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jwt.algorithms import Algorithm
@@ -42,11 +42,16 @@ RESERVED_CLAIMS = frozenset(
 _JSON_SEPARATORS = (",", ":")
 
 
+def _utc_timestamp(value: datetime) -> float:
+    """Seconds since the epoch; a naive datetime is UTC (PyJWT's rule), never local time."""
+    return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).timestamp()
+
+
 def _timestamp(value: datetime | timedelta | float | None, now: float) -> float | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        return value.timestamp()
+        return _utc_timestamp(value)
     if isinstance(value, timedelta):
         return now + value.total_seconds()
     return float(value)
@@ -71,7 +76,7 @@ def encode(claims: Mapping[str, Any], keys: KeySet, headers: Mapping[str, Any] |
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.timestamp()
+        return _utc_timestamp(value)
     if isinstance(value, uuid.UUID | set | frozenset | tuple):
         return str(value) if isinstance(value, uuid.UUID) else list(value)
     raise TypeError(f"claim value of type {type(value).__name__} is not JSON serialisable")

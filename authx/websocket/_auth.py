@@ -13,7 +13,7 @@ from starlette.websockets import WebSocket
 from authx._revocation import Revocations
 from authx._verify import ScopeRequirement, Verifier
 from authx.config import AuthXConfig
-from authx.exceptions import AuthXException, RevokedTokenError
+from authx.exceptions import AuthXException, MissingTokenError, RevokedTokenError
 from authx.schema import RequestToken, TokenLocation, TokenPayload
 from authx.websocket import _result
 from authx.websocket._admission import Admission
@@ -54,10 +54,13 @@ class WebSocketAuthenticator:
         With ``session_required`` (``WS_SESSION``) the result has a live session.
         """
         current = _result.read(websocket.scope)
-        if current is not None and (current.session is not None or not session_required):
+        config = self._config()
+        if current is not None and (
+            current.session is not None
+            or not _wants_session(config, current.location, session_required)
+        ):
             return current
         self._install_handlers(websocket)
-        config = self._config()
         try:
             if current is None:
                 payload, raw, location = await self._admit_and_verify(websocket, config)
@@ -66,11 +69,7 @@ class WebSocketAuthenticator:
                 payload, raw, location = current.payload, current.token, current.location
                 requirements = current.requirements
             session = None
-            if (
-                session_required
-                or config.JWT_WS_ENFORCE_LIFETIME
-                or location in ("subprotocol", "message")
-            ):
+            if _wants_session(config, location, session_required):
                 session = self._live.attach(
                     websocket,
                     payload,
@@ -84,18 +83,48 @@ class WebSocketAuthenticator:
         _result.write(websocket.scope, result)
         return result
 
+    async def check(self, websocket: WebSocket) -> AuthResult | None:
+        """The handshake's authentication without a live session; None when it has no token.
+
+        For a Starlette ``AuthenticationBackend``, which sees the handshake but not the
+        socket: a first-message token cannot be read, and no token is not a failure
+        (the application decides). The result is recorded, so a later
+        :meth:`authenticate` gives the connection its session without verifying again.
+        """
+        current = _result.read(websocket.scope)
+        if current is not None:
+            return current
+        try:
+            payload, raw, location = await self._admit_and_verify(
+                websocket, self._config(), socket=False
+            )
+        except MissingTokenError:
+            return None
+        except AuthXException as exc:
+            raise self._verifier.stamp(exc) from None
+        result = AuthResult(payload, location, token=raw)
+        _result.write(websocket.scope, result)
+        return result
+
     async def _admit_and_verify(
-        self, websocket: WebSocket, config: AuthXConfig
+        self, websocket: WebSocket, config: AuthXConfig, socket: bool = True
     ) -> tuple[TokenPayload, str, TokenLocation]:
-        """Admission first (before the token is read), then the token; a failure costs extra."""
+        """Admission first (before the token is read), then the token; a failure costs extra.
+
+        Without ``socket`` the first-message transport is passed over.
+        """
         admission = self._admission
         address = admission.address(websocket)
         await admission.admit(address)
         try:
-            found = await ws_request_token(websocket, config, partial(admission.hold, address))
+            found = await ws_request_token(
+                websocket, config, partial(admission.hold, address), first_message=socket
+            )
             payload, raw = await self._verify(found, websocket)
         except AuthXException as exc:
-            await admission.failed(address, exc.reason)
+            if socket or not isinstance(exc, MissingTokenError):
+                # No token where nothing could wait for one is not a failed attempt.
+                await admission.failed(address, exc.reason)
             raise
         await admission.admit_subject(payload.sub, address)
         return payload, raw, found.location
@@ -151,3 +180,10 @@ class WebSocketAuthenticator:
         self, payload: TokenPayload, origin: str | None = None, token: str | None = None
     ) -> str:
         return await self._tickets.issue(payload, origin, token=token)
+
+
+def _wants_session(config: AuthXConfig, location: TokenLocation, session_required: bool) -> bool:
+    """Whether a connection authenticated at ``location`` is held by a live session."""
+    return (
+        session_required or config.JWT_WS_ENFORCE_LIFETIME or location in ("subprotocol", "message")
+    )

@@ -123,15 +123,19 @@ async def ws_request_token(
     websocket: WebSocket,
     config: AuthXConfig,
     hold: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
+    first_message: bool = True,
 ) -> RequestToken:
     """The first token found in the handshake; MissingTokenError names every place tried.
 
     ``hold`` counts the socket while it waits for a first-message token (it may
-    refuse it: too many held open).
+    refuse it: too many held open). Without ``first_message`` (no socket to read
+    from) the ``message`` transport is passed over.
     """
     tried: list[str] = []
     for place in config.JWT_WS_TOKEN_LOCATION:
         if place == "message":
+            if not first_message:
+                continue
             with hold():
                 return await _from_first_message(websocket, config)
         finder, description = FINDERS[place]
