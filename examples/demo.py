@@ -185,7 +185,7 @@ async def websocket_endpoint(
     websocket: WebSocket,
     payload: TokenPayload = Depends(auth._ws_auth_required),
 ) -> None:
-    """The seed's authenticated WebSocket endpoint (query parameter or header)."""
+    """The plain authenticated WebSocket endpoint (query parameter or header)."""
     await websocket.accept()
     await websocket.send_json({"message": f"Hello, {payload.sub}!"})
     try:
