@@ -57,6 +57,10 @@ def _numeric_date(value: Any) -> float | int | None:
     and times outside the years 1-9999 are refused.
     """
     seconds: float | int
+    if type(value) is int or type(value) is float:  # what decoded tokens carry: first
+        if not _FIRST <= value <= _LAST:  # NaN fails this too
+            raise ValueError("a time must be a finite number of seconds within years 1-9999")
+        return value
     if value is None:
         return None
     if isinstance(value, timedelta):
