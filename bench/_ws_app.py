@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-
 from fastapi import FastAPI, WebSocket
 
 from authx import AuthX, AuthXConfig, TokenPayload
 
-__all__ = ["SECRET", "StartupOnly", "app", "auth"]
+__all__ = ["SECRET", "app", "auth"]
 
 SECRET = "bench-secret-key-that-is-long-enough-for-hs256"
 
@@ -33,15 +31,3 @@ async def authenticated(
 async def unauthenticated(websocket: WebSocket) -> None:
     await websocket.accept()
     await websocket.close()
-
-
-class StartupOnly(logging.Filter):
-    """Let warnings through, and of the INFO lines only the one that names the port.
-
-    Per-connection INFO lines would cost more than the authentication being measured.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.WARNING or record.getMessage().startswith(
-            "Uvicorn running on"
-        )

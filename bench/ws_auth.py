@@ -1,18 +1,27 @@
-"""What WebSocket authentication costs: in-process against PyJWT, and through uvicorn.
+"""What WebSocket authentication costs: in-process against the CPython floor and PyJWT,
+and through uvicorn against an open route and against the PyPI ``authx`` package.
 
-Run with ``.venv/bin/python bench/ws_auth.py`` (or ``make bench``). Targets from issue 3:
-``_ws_auth_required`` costs no more than a raw ``jwt.decode`` of the same token
-(ratio <= 1.0), and authenticated handshakes reach at least 0.9x the rate of
-unauthenticated ones.
+Run with ``.venv/bin/python bench/ws_auth.py`` (or ``make bench``). Targets:
+
+- the whole WebSocket authentication of an HS256 token (``_ws_auth_required``: find the
+  token, admission, verify, claims, payload, revocation, live session) at most 2x the
+  CPython floor (``bench/_floor.py``), and no more than a raw ``jwt.decode``;
+- RS256 and ES256 verification within 1.2x of the bare ``cryptography`` verify plus
+  the floor's parsing;
+- through one uvicorn process: authenticated handshakes at least 0.97x the rate of
+  open ones, and server CPU per handshake at most 1.15x.
+
+Every ratio is measured side by side in one run; the last lines (``SUMMARY ...``) are
+what ``make bench`` tabulates.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
-import json
 import os
-import re
+import socket
 import statistics
 import subprocess
 import sys
@@ -23,15 +32,17 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+import httpx
 import jwt
 import websockets
 from starlette.types import Message, Scope
 from starlette.websockets import WebSocket
 
 from authx.token import split_jws
+from bench._floor import asymmetric_auths, floor_call, measure, stage_profile, verification_call
 from bench._jwks_compare import measure_provider_tokens
+from bench._pypi_authx import PYPI_VERSION, pypi_app_dir, pypi_python
 from bench._ws_app import SECRET, auth
 
 # A benchmark opens thousands of handshakes from 127.0.0.1 on purpose: admission
@@ -157,31 +168,12 @@ async def measure_in_process(token: str) -> dict[str, Samples]:
 
 # Through uvicorn --------------------------------------------------------------
 
-LOG_CONFIG: dict[str, Any] = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {"startup_only": {"()": "bench._ws_app.StartupOnly"}},
-    "formatters": {"plain": {"format": "%(levelname)s: %(name)s: %(message)s"}},
-    "handlers": {
-        "stderr": {
-            "class": "logging.StreamHandler",
-            "formatter": "plain",
-            "filters": ["startup_only"],
-            "stream": "ext://sys.stderr",
-        }
-    },
-    "loggers": {
-        "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
-        "authx": {"handlers": ["stderr"], "level": "WARNING", "propagate": False},
-    },
-}
-
 
 @dataclass
 class Server:
     process: subprocess.Popen[bytes]
     log_path: Path
-    port: int = 0
+    port: int
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -196,42 +188,45 @@ class Server:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 @contextmanager
-def uvicorn_server() -> Iterator[Server]:
-    """uvicorn serving ``bench._ws_app`` on 127.0.0.1, a port of the kernel's choosing."""
+def uvicorn_server(
+    python: str | Path = sys.executable, app: str = "bench._ws_app:app", app_dir: Path = ROOT
+) -> Iterator[Server]:
+    """uvicorn serving ``app`` on 127.0.0.1 with no per-connection logging.
+
+    ``app_dir`` is the working directory and the only path added, so that the PyPI
+    package's app (``bench/_pypi_authx.py``) imports that package, not this project.
+    """
     with tempfile.TemporaryDirectory(prefix="authx-bench-") as tmp:
-        log_config = Path(tmp) / "logging.json"
-        log_config.write_text(json.dumps(LOG_CONFIG))
         log_path = Path(tmp) / "server.log"
+        port = _free_port()
         command = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bench._ws_app:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--no-access-log",
-            "--log-config",
-            str(log_config),
-        ]
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+            str(python), "-m", "uvicorn", app,
+            "--host", "127.0.0.1", "--port", str(port),
+            "--no-access-log", "--log-level", "warning",
+        ]  # fmt: skip
+        env = {**os.environ, "PYTHONPATH": str(app_dir)}
         with log_path.open("wb") as log:
             process = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+                command, cwd=app_dir, env=env, stdout=log, stderr=subprocess.STDOUT
             )
-        server = Server(process, log_path)
+        server = Server(process, log_path, port)
         try:
             deadline = time.monotonic() + STARTUP_TIMEOUT
-            while time.monotonic() < deadline and process.poll() is None:
-                match = re.search(r"Uvicorn running on http://127\.0\.0\.1:(\d+)", server.log())
-                if match:
-                    server.port = int(match.group(1))
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
                     break
-                time.sleep(0.05)
-            if not server.port:
-                raise RuntimeError(f"uvicorn did not start:\n{server.log()}")
+                except OSError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"uvicorn did not start:\n{server.log()}") from None
+                    time.sleep(0.05)
             yield server
         finally:
             if process.poll() is None:
@@ -293,29 +288,58 @@ async def drive(server: Server, uri: str, count: int) -> Run:
     return Run(done, failures, seconds, cpu)
 
 
-async def measure_server(token: str) -> dict[str, list[Run]]:
-    with uvicorn_server() as server:
-        base = f"ws://127.0.0.1:{server.port}"
-        routes: dict[str, Callable[[int], Awaitable[Run]]] = {
-            "auth": lambda n: drive(server, f"{base}/ws?token={token}", n),
-            "open": lambda n: drive(server, f"{base}/ws/open", n),
+Route = Callable[[int], Awaitable[Run]]
+
+
+async def run_rounds(routes: dict[str, Route]) -> dict[str, list[Run]]:
+    """Warm every route, then alternate them round after round (rotating the order)."""
+    for name, run in routes.items():
+        warm = await run(WARMUP_HANDSHAKES)
+        if warm.failures or not warm.handshakes:
+            raise RuntimeError(f"warm-up of {name} failed")
+    names = list(routes)
+    runs: dict[str, list[Run]] = {name: [] for name in names}
+    deadline = time.monotonic() + TOTAL_TIME_CAP
+    for round_ in range(ROUNDS):
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            runs[name].append(await routes[name](HANDSHAKES))
+        if time.monotonic() > deadline:
+            break
+    return runs
+
+
+async def measure_servers(token: str) -> tuple[dict[str, list[Run]], str | None]:
+    """This project's server (authenticated and open routes) and, beside it, the same app
+    on the PyPI ``authx`` package; the second element says why that one was skipped."""
+    python = pypi_python()
+    with contextlib.ExitStack() as stack:
+        ours = stack.enter_context(uvicorn_server())
+        base = f"ws://127.0.0.1:{ours.port}"
+        routes: dict[str, Route] = {
+            "auth": lambda n: drive(ours, f"{base}/ws?token={token}", n),
+            "open": lambda n: drive(ours, f"{base}/ws/open", n),
         }
-        for name, run in routes.items():
-            warm = await run(WARMUP_HANDSHAKES)
-            if warm.failures or not warm.handshakes:
-                raise RuntimeError(f"warm-up of {name} failed:\n{server.log()}")
-        runs: dict[str, list[Run]] = {"auth": [], "open": []}
-        deadline = time.monotonic() + TOTAL_TIME_CAP
-        for round_ in range(ROUNDS):
-            order = ("auth", "open") if round_ % 2 == 0 else ("open", "auth")
-            for name in order:
-                runs[name].append(await routes[name](HANDSHAKES))
-            if time.monotonic() > deadline:
-                break
-        errors = [line for line in server.log().splitlines() if "ERROR" in line]
-        if errors:
-            print("server logged errors:", *errors[:5], sep="\n  ")
-        return runs
+        skipped = python if isinstance(python, str) else None
+        servers = [ours]
+        if not isinstance(python, str):
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="authx-pypi-")))
+            theirs = stack.enter_context(
+                uvicorn_server(python, "pypi_ws_app:app", pypi_app_dir(tmp))
+            )
+            servers.append(theirs)
+            async with httpx.AsyncClient() as http:
+                answer = await http.get(f"http://127.0.0.1:{theirs.port}/token")
+            their_token = answer.json()["token"]
+            their_base = f"ws://127.0.0.1:{theirs.port}"
+            routes["pypi_auth"] = lambda n: drive(theirs, f"{their_base}/ws?token={their_token}", n)
+            routes["pypi_open"] = lambda n: drive(theirs, f"{their_base}/ws/open", n)
+        runs = await run_rounds(routes)
+        for server in servers:
+            errors = [line for line in server.log().splitlines() if "ERROR" in line]
+            if errors:
+                print("server logged errors:", *errors[:5], sep="\n  ")
+        return runs, skipped
 
 
 # Report -----------------------------------------------------------------------
@@ -323,6 +347,14 @@ async def measure_server(token: str) -> dict[str, list[Run]]:
 
 def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
+
+
+SUMMARY: list[tuple[str, str, str]] = []
+
+
+def summary(key: str, value: str, target: str = "") -> None:
+    """A line of the table ``make bench`` prints at the end."""
+    SUMMARY.append((key, value, target))
 
 
 def _lenient_split(token: str) -> tuple[bytes, bytes, bytes, bytes]:
@@ -344,17 +376,25 @@ def measure_canonical_check(token: str) -> tuple[float, float]:
     return min(strict) * scale, min(lenient) * scale
 
 
-def report_in_process(samples: dict[str, Samples], canonical: tuple[float, float]) -> None:
+def report_in_process(
+    samples: dict[str, Samples], canonical: tuple[float, float], floor_us: float
+) -> None:
     task = samples["task"]
     auth_us = Samples([v - task.best for v in samples["auth"].values])
     raw_us = Samples([v - task.best for v in samples["raw"].values])
     ratio = auth_us.best / raw_us.best
+    floor_ratio = auth_us.best / floor_us
     print(
         f"In-process, per handshake ({INPROC_REPEATS} interleaved repeats x {INPROC_OPS} ops, "
         "each op in its own task; best, median in parentheses)"
     )
     print(f"  empty task (subtracted below)      {task.best:8.2f} µs  ({task.median:.2f})")
     print(f"  await auth._ws_auth_required(ws)   {auth_us.best:8.2f} µs  ({auth_us.median:.2f})")
+    print(f"  CPython floor (split, C base64, json.loads x2, hmac.digest): {floor_us:.2f} µs")
+    print(
+        f"  ratio auth/floor                   {floor_ratio:8.2f}     "
+        f"target <= 2.0: {verdict(floor_ratio <= 2.0)}"
+    )
     print(f"  jwt.decode(token, HS256)           {raw_us.best:8.2f} µs  ({raw_us.median:.2f})")
     print(
         f"  ratio auth/raw                     {ratio:8.2f}     "
@@ -366,40 +406,95 @@ def report_in_process(samples: dict[str, Samples], canonical: tuple[float, float
         f"(strict split {strict:.2f} - lenient split {lenient:.2f}; "
         f"{(strict - lenient) / auth_us.best:.1%} of the authentication)"
     )
+    summary("HS256 whole WebSocket authentication / CPython floor", f"{floor_ratio:.2f}", "<= 2.0")
+    summary("HS256 whole WebSocket authentication / jwt.decode", f"{ratio:.2f}", "<= 1.0")
 
 
-def report_server(runs: dict[str, list[Run]]) -> bool:
-    print(
-        f"\nThrough uvicorn on 127.0.0.1 ({len(runs['auth'])} alternating rounds x {HANDSHAKES} "
-        f"handshakes, concurrency {CONCURRENCY}, websockets {websockets.__version__} client; "
-        "median, best in parentheses)"
-    )
-    rates: dict[str, float] = {}
-    cpus: dict[str, float] = {}
-    for name, label in (
-        ("auth", "authenticated   /ws?token="),
-        ("open", "unauthenticated /ws/open"),
-    ):
-        samples = [run.rate for run in runs[name]]
-        rates[name] = statistics.median(samples)
-        cpu = [run.cpu_us for run in runs[name] if run.cpu_us is not None]
-        if cpu:
-            cpus[name] = statistics.median(cpu)
-        cpu_text = f", server CPU {cpus[name]:6.0f} µs/handshake" if cpu else ""
-        failures = sum(run.failures for run in runs[name])
-        fail_text = f", {failures} FAILED" if failures else ""
+def report_stages(stages: list[tuple[str, float]]) -> None:
+    print("\n  Where the HS256 authentication goes (each stage timed alone, best of repeats):")
+    whole = stages[-1][1]
+    for name, us in stages:
+        print(f"    {name:<36} {us:7.2f} µs  {us / whole:6.1%}")
+
+
+async def report_asymmetric() -> None:
+    """RS256 and ES256: verification and the whole authentication against the floor."""
+    for algorithm, (asym_auth, public_key) in asymmetric_auths().items():
+        token = asym_auth.create_access_token(uid="bench-user", scopes=["chat:read"])
+        floor_us = measure(floor_call(token, algorithm, public_key), 2000, INPROC_REPEATS)
+        verify_us = measure(verification_call(asym_auth, token), 2000, INPROC_REPEATS)
+        sockets = [handshake_websocket(token) for _ in range(INPROC_OPS // 2)]
+        whole = []
+        for _ in range(3):
+            sockets = [handshake_websocket(token) for _ in range(INPROC_OPS // 2)]
+            start = time.perf_counter()
+            for websocket in sockets:
+                await asyncio.create_task(asym_auth._ws_auth_required(websocket))
+            whole.append((time.perf_counter() - start) / len(sockets) * 1e6)
+        ratio = verify_us / floor_us
         print(
-            f"  {label}  {rates[name]:8.0f} handshakes/s  ({max(samples):.0f}){cpu_text}{fail_text}"
+            f"  {algorithm}: floor (cryptography verify + parsing) {floor_us:7.2f} µs, "
+            f"verify_token {verify_us:7.2f} µs, ratio {ratio:.2f} target <= 1.2: "
+            f"{verdict(ratio <= 1.2)}; whole authentication {min(whole):7.2f} µs "
+            f"({min(whole) / floor_us:.2f}x the floor)"
         )
-    ratio = rates["auth"] / rates["open"]
+        summary(f"{algorithm} verification / cryptography floor", f"{ratio:.2f}", "<= 1.2")
+        summary(
+            f"{algorithm} whole WebSocket authentication / floor", f"{min(whole) / floor_us:.2f}"
+        )
+
+
+def _route_figures(runs: list[Run]) -> tuple[float, float | None, int]:
+    rate = statistics.median(run.rate for run in runs)
+    cpu = [run.cpu_us for run in runs if run.cpu_us is not None]
+    return rate, (statistics.median(cpu) if cpu else None), sum(run.failures for run in runs)
+
+
+def report_servers(runs: dict[str, list[Run]], skipped: str | None) -> bool:
     print(
-        f"  ratio auth/unauth                 {ratio:8.2f}  target >= 0.9: {verdict(ratio >= 0.9)}"
+        f"\nThrough uvicorn on 127.0.0.1 ({len(runs['auth'])} rotating rounds x {HANDSHAKES} "
+        f"handshakes per route, concurrency {CONCURRENCY}, websockets {websockets.__version__} "
+        "client; median)"
     )
-    if len(cpus) == 2:
-        # Throughput also depends on the client sharing this machine; the server's own
-        # CPU time per handshake does not.
-        print(f"  server CPU ratio unauth/auth      {cpus['open'] / cpus['auth']:8.2f}")
-    return not any(run.failures for name in runs for run in runs[name])
+    figures = {name: _route_figures(route_runs) for name, route_runs in runs.items()}
+    labels = {
+        "auth": "this project, authenticated /ws?token=",
+        "open": "this project, open /ws/open",
+        "pypi_auth": f"PyPI authx {PYPI_VERSION}, authenticated",
+        "pypi_open": f"PyPI authx {PYPI_VERSION}, open",
+    }
+    for name, (rate, cpu, failures) in figures.items():
+        cpu_text = f", server CPU {cpu:6.0f} µs/handshake" if cpu is not None else ""
+        fail_text = f", {failures} FAILED" if failures else ""
+        print(f"  {labels[name]:<42} {rate:8.0f} handshakes/s{cpu_text}{fail_text}")
+    rate_ratio = figures["auth"][0] / figures["open"][0]
+    print(
+        f"  rate auth/open         {rate_ratio:6.2f}  target >= 0.97: {verdict(rate_ratio >= 0.97)}"
+    )
+    summary("handshake rate, authenticated / open", f"{rate_ratio:.2f}", ">= 0.97")
+    auth_cpu, open_cpu = figures["auth"][1], figures["open"][1]
+    if auth_cpu is not None and open_cpu is not None:
+        cpu_ratio = auth_cpu / open_cpu
+        met = verdict(cpu_ratio <= 1.15)
+        print(f"  server CPU auth/open   {cpu_ratio:6.2f}  target <= 1.15: {met}")
+        summary("server CPU per handshake, authenticated / open", f"{cpu_ratio:.2f}", "<= 1.15")
+    if skipped is not None:
+        print(f"  PyPI authx: skipped ({skipped})")
+    elif "pypi_auth" in figures:
+        their_cpu, their_open = figures["pypi_auth"][1], figures["pypi_open"][1]
+        if their_cpu is not None and their_open is not None and auth_cpu is not None:
+            print(
+                f"  PyPI authx server CPU auth/open {their_cpu / their_open:6.2f}; "
+                f"this project's authenticated handshake / PyPI's: {auth_cpu / their_cpu:.2f}"
+            )
+            summary("server CPU per authenticated handshake, ours / PyPI authx",
+                    f"{auth_cpu / their_cpu:.2f}")  # fmt: skip
+    return not any(failures for _, _, failures in figures.values())
+
+
+def print_summary() -> None:
+    for key, value, target in SUMMARY:
+        print(f"SUMMARY {key} = {value}" + (f" (target {target})" if target else ""))
 
 
 async def main() -> int:
@@ -408,7 +503,11 @@ async def main() -> int:
         f"Python {sys.version.split()[0]}, PyJWT {jwt.__version__}, "
         f"HS256 token of {len(token)} bytes\n"
     )
-    report_in_process(await measure_in_process(token), measure_canonical_check(token))
+    floor_us = measure(floor_call(token, "HS256", SECRET.encode()), INPROC_OPS * 5, INPROC_REPEATS)
+    report_in_process(await measure_in_process(token), measure_canonical_check(token), floor_us)
+    report_stages(await stage_profile(auth, token, handshake_websocket, INPROC_OPS, 5))
+    print()
+    await report_asymmetric()
     own_us, provider_us = await measure_provider_tokens(INPROC_REPEATS, INPROC_OPS // 4)
     ratio = provider_us / own_us
     print(
@@ -417,7 +516,11 @@ async def main() -> int:
         f"  ratio provider/own                 {ratio:8.2f}     target <= 1.1: "
         f"{verdict(ratio <= 1.1)}"
     )
-    return 0 if report_server(await measure_server(token)) else 1
+    summary("provider (JWKS) token / own RS256 token", f"{ratio:.2f}", "<= 1.1")
+    ok = report_servers(*await measure_servers(token))
+    print()
+    print_summary()
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
