@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from authx import AuthX, AuthXConfig, RequestToken
 
-__all__ = ["asymmetric_auths", "floor_call", "measure", "stage_profile"]
+__all__ = ["asymmetric_auths", "floor_call", "measure", "pem_pair", "stage_profile"]
 
 
 def _b64(segment: str) -> bytes:
@@ -61,7 +61,7 @@ def floor_call(token: str, algorithm: str, key: Any) -> Callable[[], None]:
     return floor
 
 
-def _pems(private: Any) -> tuple[str, str]:
+def pem_pair(private: Any) -> tuple[str, str]:
     private_pem = private.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -82,7 +82,7 @@ def asymmetric_auths() -> dict[str, tuple[AuthX[Any], Any]]:
         ("RS256", rsa.generate_private_key(public_exponent=65537, key_size=2048)),
         ("ES256", ec.generate_private_key(ec.SECP256R1())),
     ):
-        private_pem, public_pem = _pems(private)
+        private_pem, public_pem = pem_pair(private)
         config = AuthXConfig(
             JWT_ALGORITHM=algorithm,
             JWT_PRIVATE_KEY=private_pem,

@@ -17,11 +17,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from authx import AuthX, AuthXConfig
+from bench._floor import pem_pair
 
 __all__ = ["measure_provider_tokens"]
 
@@ -66,16 +66,7 @@ async def _per_call(auth: AuthX[Any], token: str, ops: int) -> float:
 async def measure_provider_tokens(repeats: int, ops: int) -> tuple[float, float]:
     """Best microseconds per WebSocket authentication: (own RS256 token, provider token)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    public_pem = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
+    private_pem, public_pem = pem_pair(key)
     own = AuthX(
         config=AuthXConfig(
             JWT_ALGORITHM="RS256", JWT_PRIVATE_KEY=private_pem, JWT_PUBLIC_KEY=public_pem
