@@ -1,15 +1,20 @@
-"""The server side of bench/live_connections.py: one idle authenticated endpoint and probes.
+"""The server side of bench/live_connections.py: idle and echo endpoints, and probes.
 
 Served as ``uvicorn bench._live_app:app``; ``JWT_SECRET_KEY`` and
 ``JWT_WS_ENFORCE_LIFETIME`` come from the environment, so the same endpoint runs
-with the live-session machinery on or off.
+with the live-session machinery on or off. Times are ``time.monotonic()``, the
+clock every process of the machine shares. Every endpoint is ``async``: a sync one
+would run in a worker thread, whose malloc arena would blur the RSS measured.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 import logging
 import sysconfig
+import time
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -24,6 +29,8 @@ _PREFIXES = sorted(
     key=len,
     reverse=True,
 )
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c")) if ctypes.util.find_library("c") else None
 
 app = FastAPI()
 auth: AuthX[Any] = AuthX(config=AuthXConfig())
@@ -58,6 +65,15 @@ async def idle(websocket: WebSocket, payload: TokenPayload = auth.WS_AUTH_REQUIR
     await _until_disconnect(websocket)
 
 
+@app.websocket("/ws/echo")
+async def echo(websocket: WebSocket, payload: TokenPayload = auth.WS_AUTH_REQUIRED) -> None:
+    """The latency probe: every text message comes straight back."""
+    await websocket.accept()
+    await websocket.send_text(payload.sub)
+    while (message := await websocket.receive())["type"] == "websocket.receive":
+        await websocket.send_text(message.get("text") or "")
+
+
 @app.websocket("/ws/plain")
 async def plain(websocket: WebSocket) -> None:
     """The same without any authentication, for reference."""
@@ -66,27 +82,76 @@ async def plain(websocket: WebSocket) -> None:
     await _until_disconnect(websocket)
 
 
+_gc_pauses: list[tuple[float, float, int]] = []  # (start, seconds, generation), monotonic
+_gc_started = [0.0]
+
+
+def _time_gc(phase: str, info: dict[str, Any]) -> None:
+    if phase == "start":
+        _gc_started[0] = time.monotonic()
+    elif (seconds := time.monotonic() - _gc_started[0]) >= 0.001:  # young ones: too many
+        _gc_pauses.append((_gc_started[0], seconds, info["generation"]))
+        del _gc_pauses[:-10_000]
+
+
+gc.callbacks.append(_time_gc)
+
+
+@app.get("/gc/pauses")
+async def gc_pauses(since: float = 0.0) -> list[tuple[float, float, int]]:
+    """The cyclic collector's pauses of 1 ms or more since ``since`` (monotonic):
+    (start, seconds, generation)."""
+    return [pause for pause in _gc_pauses if pause[0] >= since]
+
+
 @app.get("/stats")
-def stats() -> dict[str, int]:
+async def stats() -> dict[str, int]:
     return auth.live_stats()
 
 
 @app.post("/gc")
-def collect() -> dict[str, int]:
-    return {"collected": gc.collect()}
+async def collect() -> dict[str, int]:
+    """A full collection, then free heap pages handed back to the OS (as RSS is read next)."""
+    collected = gc.collect()
+    if _libc is not None:
+        _libc.malloc_trim(0)
+    return {"collected": collected}
+
+
+_closed_at: list[float] = []
+
+
+async def _after_live_registry(_event: Any) -> None:
+    # Listeners run in order and the live registry's came first (when AuthX was built):
+    # by now it has written every close frame of the revocation.
+    _closed_at.append(time.monotonic())
+
+
+# Private: the revocation listeners are not public API; a benchmark may look inside.
+auth._revocations.add_listener(_after_live_registry)
 
 
 @app.post("/revoke/{sub}")
-async def revoke(sub: str) -> dict[str, int]:
+async def revoke(sub: str) -> dict[str, float]:
+    """Revoke ``sub``: when the call began, when the registry had written every close
+    frame, and when ``revoke_subject`` returned (after the store's publication)."""
+    _closed_at.clear()
+    called = time.monotonic()
     await auth.revoke_subject(sub)
-    return {"open": len(auth.active_connections())}
+    returned = time.monotonic()
+    return {
+        "called": called,
+        "frames_written": _closed_at[0] if _closed_at else returned,
+        "returned": returned,
+        "open": len(auth.active_connections()),
+    }
 
 
 _baseline: list[tracemalloc.Snapshot] = []
 
 
 @app.post("/tracemalloc/baseline")
-def tracemalloc_baseline() -> dict[str, bool]:
+async def tracemalloc_baseline() -> dict[str, bool]:
     """Remember the allocations now (needs ``PYTHONTRACEMALLOC`` in the server's environment)."""
     if not tracemalloc.is_tracing():
         return {"tracing": False}
@@ -96,7 +161,7 @@ def tracemalloc_baseline() -> dict[str, bool]:
 
 
 @app.get("/tracemalloc/diff")
-def tracemalloc_diff(min_bytes: int = 4096) -> dict[str, Any]:
+async def tracemalloc_diff(min_bytes: int = 4096) -> dict[str, Any]:
     """Allocations that appeared since the baseline: in total, in authx, and by source line."""
     if not tracemalloc.is_tracing() or not _baseline:
         return {"tracing": False}

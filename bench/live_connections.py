@@ -1,563 +1,286 @@
-"""Live connections: server memory per idle authenticated WebSocket, and revocation latency.
+"""Live connections at scale: memory per session, revocation latency, an expiry sweep.
 
-    .venv/bin/python bench/live_connections.py [--connections N] [--victims 1000]
+    .venv/bin/python bench/live_connections.py [--connections 10000] [--victims 1000]
+        [--runs 5] [--expiring 10000] [--tracemalloc 2000] [--plain] [--timeout 600]
 
-Each mode gets its own uvicorn process (bench/_live_app.py on 127.0.0.1) holding N
-idle connections opened from this process:
+One uvicorn process (bench/_live_app.py on 127.0.0.1) holds the connections; a few
+client processes (bench/_scale_client.py, minimal RFC 6455 clients) open them from
+127.0.0.2, 127.0.0.3, ... Targets (issue: scale of live connections):
 
-- ``session``: ``auth.WS_AUTH_REQUIRED`` with the live-session machinery (the default);
-- ``no session``: the same endpoint with ``JWT_WS_ENFORCE_LIFETIME=false``;
-- ``plain``: an endpoint without authentication, for reference.
+1. ``--connections`` idle authenticated WebSockets in one server process (50,000);
+2. the session machinery adds at most 512 B per connection: server VmRSS per
+   connection with ``JWT_WS_ENFORCE_LIFETIME`` on, minus the same app with it off
+   (two servers loaded side by side, at the same time, each by its own clients);
+3. ``revoke_subject`` of ``--victims`` connections among the idle ones: the last
+   victim's close frame at most 50 ms after the call. Measured from the moment the
+   server's handler calls ``revoke_subject`` to the moment each client process sees
+   the close frame (``time.monotonic()``, one clock for every process); beside it the
+   server-side figure: the registry's revocation listener returned, every frame written;
+4. ``--expiring`` connections whose tokens expire in the same second are all closed
+   (close frame seen by the client) within 1 s of ``exp``, while a probe connection
+   with a long-lived token sends an echo every 10 ms: its p99 under 50 ms. The server
+   runs a full GC after opening them, before ``exp`` (GC pauses in the sweep are listed).
 
-Memory is the server's VmRSS after a gc and a pause, before and after opening the
-connections. Then, on the ``session`` server with its N connections still open as
-bystanders, ``--victims`` connections of subject "victim" are opened and an HTTP call
-makes the server run ``auth.revoke_subject("victim")``; each victim records when its
-close frame arrives. Last, ``--tracemalloc`` connections per mode are opened again under
-tracemalloc, to count the server's Python allocations per connection and show where
-the difference between the modes is allocated.
+Each figure is printed with its target and ``met``/``MISSED``, then as
+``SUMMARY key=value`` lines. Every phase is bounded in count and time (``--timeout``
+caps the whole run). On a 2-core machine the default run takes about 75 s,
+``--connections 50000`` about 2 minutes. Every process raises its soft
+RLIMIT_NOFILE to the hard limit; when that hard limit cannot hold the connections
+asked for in one server process, the run says so and measures with what fits.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import os
-import re
-import resource
 import secrets
-import statistics
 import sys
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
-from websockets.protocol import State
+from websockets.asyncio.client import connect
 
 from authx import AuthX, AuthXConfig
+from bench._scale_procs import SERVER_RESERVE, Clients, Server, raise_fd_limit
+from bench._scale_report import ExpiryResult, MemoryResult, Report, RevocationRun
 
-# A benchmark opens thousands of handshakes from 127.0.0.1 on purpose: admission
+# A benchmark opens thousands of handshakes per client address on purpose: admission
 # control runs (its buckets are part of the measured path) under limits it never reaches.
-os.environ.setdefault("JWT_WS_RATE_LIMIT", "1000000000")
-os.environ.setdefault("JWT_WS_SUBJECT_RATE_LIMIT", "1000000000")
+for _name in ("JWT_WS_RATE_LIMIT", "JWT_WS_SUBJECT_RATE_LIMIT", "JWT_WS_MAX_PENDING_PER_ADDRESS"):
+    os.environ.setdefault(_name, "1000000000")
 
-ROOT = Path(__file__).resolve().parents[1]
-BATCH = 200  # connections opened concurrently: no SYN flood on the listen backlog
-FD_RESERVE = 64  # descriptors kept for /proc reads, HTTP calls and the server's pipe
-SETTLE = 1.5  # seconds after a gc before reading VmRSS
-TARGET_BYTES = 1024
-TARGET_REVOCATION_MS = 200.0
-_RUNNING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
+PER_CLIENT_PROCESS = 12_500  # connections per client process, at most
+CONCURRENCY = 100  # handshakes in flight per client process
+PROBE_INTERVAL = 0.01
 
 
-def raise_fd_limit() -> int:
-    """Raise this process's soft RLIMIT_NOFILE to the hard limit; return the new limit."""
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return hard
+class Probe:
+    """One connection with a long-lived token to /ws/echo, timing an echo every 10 ms."""
+
+    def __init__(self, port: int, token: str) -> None:
+        self.url = f"ws://127.0.0.1:{port}/ws/echo"
+        self.token = token
+        self.samples: list[tuple[float, float]] = []  # (sent at, round trip in s)
+
+    async def run(self, start_at: float, stop: asyncio.Event, cap: float) -> None:
+        async with connect(
+            self.url,
+            additional_headers={"Authorization": f"Bearer {self.token}"},
+            compression=None,
+            proxy=None,
+            ping_interval=None,
+        ) as ws:
+            await asyncio.wait_for(ws.recv(), 20)  # the greeting
+            await asyncio.sleep(max(0.0, start_at - time.monotonic()))
+            next_at, ends_at = time.monotonic(), time.monotonic() + cap
+            while not stop.is_set() and time.monotonic() < ends_at:
+                sent = time.monotonic()
+                await ws.send("probe")
+                await asyncio.wait_for(ws.recv(), 5)
+                self.samples.append((sent, time.monotonic() - sent))
+                next_at = max(next_at + PROBE_INTERVAL, time.monotonic())
+                await asyncio.sleep(next_at - time.monotonic())
 
 
-def free_descriptors() -> int:
-    """File descriptors this process may still open, keeping ``FD_RESERVE`` for itself."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return max(0, soft - len(os.listdir("/proc/self/fd")) - FD_RESERVE)
+# Phases ----------------------------------------------------------------------
 
 
-def rss(pid: int) -> int:
-    """Resident set size of ``pid`` in bytes (VmRSS)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+async def gc_pauses(server: Server, start: float, end: float) -> list[tuple[float, int]]:
+    """The server's GC pauses between ``start`` and ``end``: (milliseconds, generation)."""
+    pauses = (await server.http.get("/gc/pauses", params={"since": start - 5})).json()
+    return [(s * 1000, g) for at, s, g in pauses if at + s >= start and at <= end]
 
 
-# Server ----------------------------------------------------------------------
+async def memory(
+    clients: Clients, server: Server, mode: str, idle: int, secret: str
+) -> MemoryResult:
+    """Server VmRSS before and after opening ``idle`` connections."""
+    path = "/ws/plain" if mode == "plain" else "/ws"
+    warmup = await clients.open("warmup", 50, server.port, path=path, secret=secret, prefix="w")
+    await clients.drop("warmup")
+    if mode == "session":
+        await server.wait_for_connections(0)
+    assert warmup["opened"], f"warm-up failed: {warmup['failures']}"
+    before = await server.settled_rss()
+    started = time.monotonic()
+    opened = await clients.open(
+        "idle", idle, server.port, path=path, secret=secret, prefix="user-",
+        concurrency=CONCURRENCY, seconds=300,
+    )  # fmt: skip
+    pauses = await gc_pauses(server, started, time.monotonic())
+    after = await server.settled_rss()
+    shown = await server.wait_for_connections(opened["opened"] if mode == "session" else 0)
+    return MemoryResult(
+        mode, idle, opened["opened"], opened["seconds"], before, after, shown, opened["failures"],
+        gc_ms=pauses,
+    )  # fmt: skip
 
 
-class Server:
-    """uvicorn serving bench._live_app on 127.0.0.1, port 0; always terminated on exit."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = {**os.environ, **env}
-        self.proc: asyncio.subprocess.Process | None = None
-        self.port = 0
-        self.log: collections.deque[str] = collections.deque(maxlen=20)
-        self._drain: asyncio.Task[None] | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def __aenter__(self) -> Server:
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            *("-m", "uvicorn", "bench._live_app:app", "--host", "127.0.0.1", "--port", "0"),
-            *("--log-level", "warning"),
-            cwd=ROOT,
-            env=self.env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-            preexec_fn=raise_fd_limit,  # the server holds one descriptor per connection too
-        )
-        try:
-            async with asyncio.timeout(30):
-                while not self.port:
-                    line = await self._readline()
-                    if match := _RUNNING.search(line):
-                        self.port = int(match.group(1))
-        except BaseException:
-            await self.__aexit__()
-            raise
-        self._drain = asyncio.create_task(self._drain_log())
-        return self
-
-    async def _readline(self) -> str:
-        assert self.proc is not None
-        assert self.proc.stderr is not None
-        raw = await self.proc.stderr.readline()
-        if not raw:
-            raise RuntimeError("uvicorn exited before serving:\n" + "\n".join(self.log))
-        line = raw.decode(errors="replace").rstrip()
-        self.log.append(line)
-        return line
-
-    async def _drain_log(self) -> None:
-        # Keep the pipe from filling up; the last lines help when something fails.
-        while True:
-            await self._readline()
-
-    async def __aexit__(self, *_exc: object) -> None:
-        if self._drain is not None:
-            self._drain.cancel()
-        if self.proc is None or self.proc.returncode is not None:
-            return
-        self.proc.terminate()
-        try:
-            await asyncio.wait_for(self.proc.wait(), 10)
-        except TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
-
-    async def settled_rss(self, http: httpx.AsyncClient) -> int:
-        (await http.post("/gc")).raise_for_status()
-        await asyncio.sleep(SETTLE)
-        return rss(self.pid)
-
-
-# Clients ---------------------------------------------------------------------
-
-
-class TimedConnection(ClientConnection):
-    """A client connection that notes when the server's close frame arrives."""
-
-    close_frame_at: float | None = None
-
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if self.close_frame_at is None and self.protocol.close_rcvd is not None:
-            self.close_frame_at = time.perf_counter()
-
-
-@dataclass
-class Client:
-    ws: TimedConnection
-    reader: asyncio.Task[None] = field(init=False)
-    closed_at: float | None = None  # when the connection was fully closed
-
-    def __post_init__(self) -> None:
-        self.reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        # Keep reading so pings, close frames and EOF are processed.
-        try:
-            while True:
-                await self.ws.recv()
-        except ConnectionClosed:
-            self.closed_at = time.perf_counter()
-
-    @property
-    def close_code(self) -> int | None:
-        frame = self.ws.protocol.close_rcvd
-        return None if frame is None else frame.code
-
-    @property
-    def close_reason(self) -> str:
-        frame = self.ws.protocol.close_rcvd
-        return "" if frame is None else frame.reason
-
-
-@dataclass
-class Opened:
-    clients: list[Client]
-    failures: collections.Counter[str]
-    seconds: float
-
-
-async def open_one(url: str, token: str | None) -> Client:
-    headers = {"Authorization": f"Bearer {token}"} if token else None
-    ws = await connect(
-        url,
-        additional_headers=headers,
-        create_connection=TimedConnection,
-        compression=None,  # zlib state would dwarf what is measured here
-        proxy=None,
-        ping_interval=None,
-        open_timeout=20,
-        close_timeout=5,
-    )
-    assert isinstance(ws, TimedConnection)
-    try:
-        # The greeting proves the endpoint ran and now sits in receive().
-        await asyncio.wait_for(ws.recv(), 20)
-    except BaseException:
-        ws.transport.abort()
-        raise
-    return Client(ws)
-
-
-async def open_many(url: str, tokens: Sequence[str | None], spare: int = 0) -> Opened:
-    """Open one connection per token, ``BATCH`` at a time; stop when a batch mostly fails.
-
-    ``spare`` file descriptors are left for connections opened later.
-    """
-    started = time.perf_counter()
-    clients: list[Client] = []
-    failures: collections.Counter[str] = collections.Counter()
-    for start in range(0, len(tokens), BATCH):
-        batch = tokens[start : start + min(BATCH, free_descriptors() - spare)]
-        if not batch:
-            failures["this process ran out of file descriptors (RLIMIT_NOFILE)"] += (
-                len(tokens) - start
-            )
-            break
-        results = await asyncio.gather(
-            *(open_one(url, token) for token in batch), return_exceptions=True
-        )
-        failed = 0
-        for result in results:
-            if isinstance(result, Client):
-                clients.append(result)
-            elif isinstance(result, Exception):
-                failed += 1
-                failures[f"{type(result).__name__}: {result}"[:120]] += 1
-            else:
-                raise result
-        if failed * 2 > len(batch):
-            break
-    return Opened(clients, failures, time.perf_counter() - started)
-
-
-async def close_all(clients: Iterable[Client]) -> None:
-    """Drop the connections at once (TCP reset) and wait for the readers to finish."""
-    readers = []
-    for client in clients:
-        client.ws.transport.abort()
-        readers.append(client.reader)
-    if readers:
-        await asyncio.wait(readers, timeout=20)
-
-
-async def wait_for_stats(http: httpx.AsyncClient, connections: int, seconds: float = 10) -> int:
-    """Poll /stats until it shows ``connections`` sessions (or time runs out); return the last."""
-    deadline = time.perf_counter() + seconds
-    while True:
-        shown: int = (await http.get("/stats")).json()["connections"]
-        if shown == connections or time.perf_counter() > deadline:
-            return shown
-        await asyncio.sleep(0.1)
-
-
-def make_tokens(secret: str, subjects: Iterable[str]) -> list[str | None]:
-    auth: AuthX[Any] = AuthX(config=AuthXConfig(JWT_SECRET_KEY=secret))
-    return [auth.create_access_token(uid=sub) for sub in subjects]
-
-
-# Measurements ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Mode:
-    name: str
-    path: str
-    enforce_lifetime: bool
-
-
-SESSION = Mode("session", "/ws", True)
-NO_SESSION = Mode("no session", "/ws", False)
-PLAIN = Mode("plain", "/ws/plain", False)
-
-
-@dataclass
-class MemoryResult:
-    mode: Mode
-    requested: int
-    opened: int
-    open_seconds: float
-    before: int
-    after: int
-    stats_connections: int
-    failures: collections.Counter[str]
-    traced: dict[str, Any] | None = None
-
-    @property
-    def per_connection(self) -> float:
-        return (self.after - self.before) / self.opened if self.opened else float("nan")
-
-
-@dataclass
-class RevocationResult:
-    victims: int
-    bystanders: int
-    request_ms: float
-    close_frame_ms: list[float]
-    fully_closed_ms: list[float]
-    codes: collections.Counter[str]
-    bystanders_open: int
-    bystanders_pinged: tuple[int, int]
-    stats_before: int
-    stats_after: int
-    failures: collections.Counter[str]
-
-
-async def run_mode(
-    mode: Mode,
-    tokens: Sequence[str | None],
-    secret: str,
-    tracing: bool = False,
-    victims: int = 0,
-) -> tuple[MemoryResult, RevocationResult | None]:
-    env = {"JWT_SECRET_KEY": secret, "JWT_WS_ENFORCE_LIFETIME": str(mode.enforce_lifetime)}
-    if tracing:
-        env["PYTHONTRACEMALLOC"] = "1"
-    clients: list[Client] = []
-    async with Server(env) as server, httpx.AsyncClient(base_url=server.url, timeout=60) as http:
-        url = f"ws://127.0.0.1:{server.port}{mode.path}"
-        try:
-            # Warm up: imports, caches and the revocation store are created on first use.
-            warmup = await open_many(url, tokens[:50])
-            await close_all(warmup.clients)
-            await wait_for_stats(http, 0)
-            if tracing:
-                (await http.post("/tracemalloc/baseline")).raise_for_status()
-            before = await server.settled_rss(http)
-            opened = await open_many(url, tokens, spare=victims)
-            clients = opened.clients
-            after = await server.settled_rss(http)
-            traced = (await http.get("/tracemalloc/diff")).json() if tracing else None
-            stats = await wait_for_stats(http, len(clients) if mode.enforce_lifetime else 0)
-            memory = MemoryResult(
-                mode,
-                len(tokens),
-                len(clients),
-                opened.seconds,
-                before,
-                after,
-                stats,
-                opened.failures,
-                traced,
-            )
-            revocation = None
-            if victims:
-                revocation = await revoke_victims(http, url, secret, victims, clients)
-            return memory, revocation
-        finally:
-            await close_all(clients)
-            if mode.enforce_lifetime:
-                left = await wait_for_stats(http, 0)
-                if left:
-                    print(f"!! {left} sessions still registered after all clients left")
-
-
-async def revoke_victims(
-    http: httpx.AsyncClient, url: str, secret: str, victims: int, clients: list[Client]
-) -> RevocationResult:
-    """Revoke ``victims`` new connections among ``clients``, which gains them (to close later)."""
-    bystanders = list(clients)
-    opened = await open_many(url, make_tokens(secret, ["victim"] * victims))
-    targets = opened.clients
-    clients += targets
-    stats_before = await wait_for_stats(http, len(targets) + len(bystanders))
+async def revocation(
+    clients: Clients, server: Server, run: int, victims: int, idle: int, secret: str
+) -> RevocationRun:
+    """Open ``victims`` connections of one subject among the idle ones, then revoke it."""
+    sub = f"victim-{run}"
+    opened = await clients.open(
+        sub, victims, server.port, path="/ws", secret=secret, prefix=sub, same_subject=True,
+        concurrency=CONCURRENCY, seconds=60,
+    )  # fmt: skip
+    await server.wait_for_connections(idle + opened["opened"])
     await asyncio.sleep(0.5)  # let the opening burst settle before timing
-
-    started = time.perf_counter()
-    response = await http.post("/revoke/victim")
-    request_ms = (time.perf_counter() - started) * 1000
-    response.raise_for_status()
-    if targets:
-        await asyncio.wait([t.reader for t in targets], timeout=10)
-
-    def since(moments: Iterable[float | None]) -> list[float]:
-        return sorted((m - started) * 1000 for m in moments if m is not None)
-
-    codes = collections.Counter(f"{t.close_code} {t.close_reason}" for t in targets)
-    still_open = [b for b in bystanders if b.ws.state is State.OPEN and not b.reader.done()]
-    sample = still_open[:100]
-    pongs = await asyncio.gather(*(_ping(b.ws) for b in sample))
-    return RevocationResult(
-        victims=len(targets),
-        bystanders=len(bystanders),
-        request_ms=request_ms,
-        close_frame_ms=since(t.ws.close_frame_at for t in targets),
-        fully_closed_ms=since(t.closed_at for t in targets),
-        codes=codes,
-        bystanders_open=len(still_open),
-        bystanders_pinged=(sum(pongs), len(sample)),
-        stats_before=stats_before,
-        stats_after=await wait_for_stats(http, len(bystanders)),
-        failures=opened.failures,
+    answer = (await server.http.post(f"/revoke/{sub}")).json()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while True:
+        seen = await clients.report(sub)
+        if len(seen["frames"]) >= opened["opened"] or loop.time() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    await clients.drop(sub)
+    called = answer["called"]
+    last = max(seen["frames"], default=called)
+    return RevocationRun(
+        gc_ms=await gc_pauses(server, called, last),
+        victims=opened["opened"],
+        server_ms=(answer["frames_written"] - called) * 1000,
+        returned_ms=(answer["returned"] - called) * 1000,
+        frames_ms=[(t - called) * 1000 for t in seen["frames"]],
+        codes=seen["codes"],
+        open_after=answer["open"],
+        failures=opened["failures"],
     )
 
 
-async def _ping(ws: ClientConnection) -> bool:
-    try:
-        pong = await ws.ping()
-        await asyncio.wait_for(pong, 5)
-    except (ConnectionClosed, TimeoutError):
-        return False
-    return True
-
-
-# Report ----------------------------------------------------------------------
-
-
-def kib(value: float) -> str:
-    return f"{value / 1024:,.2f} KiB"
-
-
-def report_memory(results: list[MemoryResult]) -> None:
-    print(
-        f"\n{'mode':<12} {'opened':>13} {'open s':>7} {'RSS before':>12} {'RSS after':>12}"
-        f" {'per connection':>15} {'/stats':>7}"
+async def expiry(
+    clients: Clients, server: Server, expiring: int, secret: str, open_rate: float
+) -> ExpiryResult:
+    """Open ``expiring`` connections whose tokens share one ``exp``; time the sweep."""
+    bystanders = (await server.stats())["connections"]
+    # Room to open every connection before exp, with a margin; exp is a whole second.
+    lead = expiring / max(open_rate, 100.0) * 1.5 + 5
+    exp = int(time.time() + lead) + 1
+    auth: AuthX[Any] = AuthX(config=AuthXConfig(JWT_SECRET_KEY=secret))
+    probe = Probe(server.port, auth.create_access_token(uid="probe", expiry=timedelta(hours=1)))
+    opened = await clients.open(
+        "expiring", expiring, server.port, path="/ws", secret=secret, prefix="exp-", exp=exp,
+        concurrency=CONCURRENCY, seconds=lead,
+    )  # fmt: skip
+    # A full collection now, as before each RSS reading: the cyclic GC's full pass takes
+    # ~1 ms per 10 connections held (any Python process with that many objects), and the
+    # ones just opened bring the next one near; it would land in the sweep by chance.
+    (await server.http.post("/gc")).raise_for_status()
+    opened_before_exp = time.time() < exp - 0.5
+    exp_mono = exp - (time.time() - time.monotonic())
+    stop = asyncio.Event()
+    probing = asyncio.create_task(probe.run(exp_mono - 1.0, stop, cap=30))
+    loop = asyncio.get_running_loop()
+    await asyncio.sleep(max(0.0, exp_mono + 1.5 - time.monotonic()))
+    deadline = loop.time() + 10
+    while True:
+        seen = await clients.report("expiring")
+        if len(seen["frames"]) >= opened["opened"] or loop.time() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    stop.set()
+    await asyncio.wait_for(probing, 10)
+    last = seen["frames"][-1] if seen["frames"] else exp_mono
+    window = [rtt * 1000 for sent, rtt in probe.samples if exp_mono <= sent <= last]
+    before = [rtt * 1000 for sent, rtt in probe.samples if sent < exp_mono]
+    await clients.drop("expiring")
+    return ExpiryResult(
+        gc_ms=await gc_pauses(server, exp_mono, last),
+        expiring=opened["opened"],
+        bystanders=bystanders,
+        opened_before_exp=opened_before_exp,
+        closes_ms=[(t - exp_mono) * 1000 for t in seen["frames"]],
+        codes=seen["codes"],
+        probe_ms=window,
+        probe_before_ms=before,
+        failures=opened["failures"],
     )
-    for r in results:
-        print(
-            f"{r.mode.name:<12} {f'{r.opened}/{r.requested}':>13} {r.open_seconds:>7.1f}"
-            f" {r.before / 2**20:>9.1f} MB {r.after / 2**20:>9.1f} MB {kib(r.per_connection):>15}"
-            f" {r.stats_connections:>7}"
-        )
-        for failure, count in r.failures.most_common(3):
-            print(f"    {count} not opened: {failure}")
-    by_name = {r.mode.name: r for r in results}
-    on, off = by_name.get(SESSION.name), by_name.get(NO_SESSION.name)
-    if on and off:
-        extra = on.per_connection - off.per_connection
-        verdict = "ok" if extra <= TARGET_BYTES else "ABOVE TARGET"
-        print(
-            f"\nsession machinery adds {extra:,.0f} B per connection (RSS)"
-            f" [target <= {TARGET_BYTES} B: {verdict}]"
-        )
-        matches = on.stats_connections == on.opened and off.stats_connections == 0
-        print(
-            f"/stats connections: {on.stats_connections} with sessions (expected {on.opened}),"
-            f" {off.stats_connections} without (expected 0): {'ok' if matches else 'MISMATCH'}"
-        )
-    plain = by_name.get(PLAIN.name)
-    if off and plain:
-        print(
-            f"authentication without sessions adds {off.per_connection - plain.per_connection:,.0f}"
-            " B per connection over the plain endpoint (RSS)"
-        )
 
 
-def report_traced(results: list[MemoryResult]) -> None:
-    traced = {r.mode.name: r for r in results if r.traced and r.traced["tracing"] and r.opened}
-    print("\ntracemalloc: Python allocations in the server per connection")
-    for name, r in traced.items():
-        assert r.traced is not None
-        print(
-            f"  {name:<12} {r.opened:>6} connections: {r.traced['total'] / r.opened:>8,.0f} B,"
-            f" of which in authx/ {r.traced['authx'] / r.opened:>6,.0f} B"
-        )
-    on, off = traced.get(SESSION.name), traced.get(NO_SESSION.name)
-    if on is None or off is None or on.traced is None or off.traced is None:
-        return
-    extra = on.traced["total"] / on.opened - off.traced["total"] / off.opened
-    print(f"  session machinery adds {extra:,.0f} B per connection; by source line:")
-    per_line: collections.Counter[str] = collections.Counter()
-    for r, sign in ((on, 1), (off, -1)):
-        assert r.traced is not None
-        for where, size in r.traced["lines"]:
-            per_line[where] += sign * size / r.opened
-    shown = [(where, size) for where, size in per_line.most_common() if abs(size) >= 30]
-    for where, size in shown[:14]:
-        print(f"    {size:>+8,.0f}  {where}")
-
-
-def report_revocation(r: RevocationResult) -> None:
-    frames = r.close_frame_ms
-    print(
-        f"\nrevoke_subject('victim'): {r.victims} victim connections,"
-        f" {r.bystanders} bystanders of other subjects (/stats before: {r.stats_before})"
-    )
-    for failure, count in r.failures.most_common(3):
-        print(f"    {count} victims not opened: {failure}")
-    print(f"  HTTP call returned after      {r.request_ms:8.1f} ms")
-    if frames:
-        last = frames[-1]
-        verdict = "ok" if last <= TARGET_REVOCATION_MS and len(frames) == r.victims else "MISSED"
-        print(f"  close frames seen             {len(frames)}/{r.victims}")
-        print(
-            f"  first / median / last frame   {frames[0]:8.1f} / {statistics.median(frames):.1f}"
-            f" / {last:.1f} ms [target last <= {TARGET_REVOCATION_MS:.0f} ms: {verdict}]"
-        )
-    if r.fully_closed_ms:
-        print(f"  last connection fully closed  {r.fully_closed_ms[-1]:8.1f} ms")
-    print(f"  close codes: {dict(r.codes)}")
-    pinged, sampled = r.bystanders_pinged
-    print(
-        f"  bystanders still open: {r.bystanders_open}/{r.bystanders},"
-        f" {pinged}/{sampled} answered a ping, /stats after: {r.stats_after}"
-    )
+async def traced(clients: Clients, mode: str, count: int, secret: str) -> MemoryResult:
+    """``memory`` again under tracemalloc: where the server's Python allocations are."""
+    env = {"JWT_SECRET_KEY": secret, "JWT_WS_ENFORCE_LIFETIME": str(mode == "session")}
+    async with Server({**env, "PYTHONTRACEMALLOC": "1"}) as server:
+        warm = await clients.open("warmup", 50, server.port, path="/ws", secret=secret, prefix="w")
+        await clients.drop("warmup")
+        await server.wait_for_connections(0)
+        assert warm["opened"]
+        (await server.http.post("/tracemalloc/baseline")).raise_for_status()
+        opened = await clients.open(
+            "idle", count, server.port, path="/ws", secret=secret, prefix="user-",
+            concurrency=CONCURRENCY,
+        )  # fmt: skip
+        result = MemoryResult(mode, count, opened["opened"], 0, 0, 0, 0, opened["failures"])
+        result.traced = (await server.http.get("/tracemalloc/diff")).json()
+        await clients.drop()
+        return result
 
 
 # Main ------------------------------------------------------------------------
 
 
-async def main(args: argparse.Namespace) -> None:
+async def main(args: argparse.Namespace, report: Report) -> None:
     secret = secrets.token_hex(32)
-    n = args.connections
-    # One subject and one token per connection, as with that many distinct users.
-    tokens = make_tokens(secret, (f"user-{i}" for i in range(n)))
-    modes = [SESSION, NO_SESSION] + ([] if args.no_plain else [PLAIN])
-    results: list[MemoryResult] = []
-    revocation = None
-    for mode in modes:
-        victims = args.victims if mode is SESSION else 0
-        memory, rev = await run_mode(mode, tokens, secret, victims=victims)
-        print(
-            f"  {mode.name}: opened {memory.opened}/{n} in {memory.open_seconds:.1f} s", flush=True
-        )
-        results.append(memory)
-        revocation = revocation or rev
-    report_memory(results)
-    if revocation is not None:
-        report_revocation(revocation)
-    if args.tracemalloc:
-        traced_tokens = tokens[: args.tracemalloc]
-        traced = [
-            (await run_mode(mode, traced_tokens, secret, tracing=True))[0]
-            for mode in (SESSION, NO_SESSION)
-        ]
-        report_traced(traced)
+    hard = raise_fd_limit()
+    capacity = hard - SERVER_RESERVE
+    idle = min(args.connections, capacity - args.victims - 1)
+    expiring = min(args.expiring, capacity - 1)
+    report.limits(args.connections, idle, hard, capacity)
+    # The memory phase loads both servers at once, each from its half of the processes.
+    processes = 2 * max(1, -(-max(idle + args.victims, expiring + 1) // PER_CLIENT_PROCESS))
+    env = {"JWT_SECRET_KEY": secret}
+    async with Clients(processes) as clients:
+        print(f"  {processes} client processes", flush=True)
+        off_clients, on_clients = clients.halves()
+        if args.plain:
+            async with Server({**env, "JWT_WS_ENFORCE_LIFETIME": "False"}) as server:
+                report.memory.append(await memory(off_clients, server, "plain", idle, secret))
+                await off_clients.drop()
+            report.progress(report.memory[-1])
+        async with Server({**env, "JWT_WS_ENFORCE_LIFETIME": "True"}) as server:
+            async with Server({**env, "JWT_WS_ENFORCE_LIFETIME": "False"}) as off_server:
+                # Side by side: both servers see the same load, the same moments of the run.
+                off, result = await asyncio.gather(
+                    memory(off_clients, off_server, "no session", idle, secret),
+                    memory(on_clients, server, "session", idle, secret),
+                )
+                await off_clients.drop()
+            report.memory += [off, result]
+            report.progress(off)
+            report.progress(result)
+            for run in range(args.runs):
+                report.revocations.append(
+                    await revocation(clients, server, run, args.victims, result.opened, secret)
+                )
+                print(f"  revocation run {run + 1}: {report.revocations[-1].brief}", flush=True)
+            pinged = await on_clients.ping("idle", 100)
+            report.bystanders = (await server.stats())["connections"], pinged
+            if expiring:
+                keep = min(result.opened, capacity - expiring - 11)
+                await on_clients.drop("idle", keep=keep)
+                await server.wait_for_connections(keep)
+                rate = result.opened / result.open_seconds if result.open_seconds else 1000.0
+                report.expiry = await expiry(clients, server, expiring, secret, rate)
+                print(f"  expiry sweep: {report.expiry.brief}", flush=True)
+            await clients.drop()
+        if args.tracemalloc:
+            count = min(args.tracemalloc, capacity)
+            report.traced = [
+                await traced(clients, mode, count, secret) for mode in ("session", "no session")
+            ]
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
-    parser.add_argument("--connections", type=int, default=10_000, help="idle connections per mode")
+    parser.add_argument("--connections", type=int, default=10_000, help="idle connections")
     parser.add_argument("--victims", type=int, default=1_000, help="connections revoked at once")
-    parser.add_argument("--no-plain", action="store_true", help="skip the unauthenticated mode")
+    parser.add_argument("--runs", type=int, default=5, help="revocation runs")
+    parser.add_argument("--expiring", type=int, default=10_000, help="tokens expiring together")
+    parser.add_argument("--plain", action="store_true", help="also an unauthenticated endpoint")
     parser.add_argument(
         "--tracemalloc",
         type=int,
@@ -565,21 +288,26 @@ def parse_args() -> argparse.Namespace:
         metavar="N",
         help="then count the server's Python allocations over N connections per mode (0: skip)",
     )
-    parser.add_argument("--timeout", type=float, default=240, help="overall cap in seconds")
+    parser.add_argument("--timeout", type=float, default=600, help="overall cap in seconds")
     return parser.parse_args()
 
 
 if __name__ == "__main__":
     arguments = parse_args()
-    limit = raise_fd_limit()
     print(
-        f"live connections: {arguments.connections} per mode, {arguments.victims} victims,"
-        f" RLIMIT_NOFILE {limit}, {os.cpu_count()} CPUs, python {sys.version.split()[0]}",
+        f"live connections: {arguments.connections} idle, {arguments.victims} victims x"
+        f" {arguments.runs} runs, {arguments.expiring} expiring; {os.cpu_count()} CPUs,"
+        f" python {sys.version.split()[0]}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         flush=True,
     )
+    started = time.monotonic()
+    outcome = Report(arguments.connections, arguments.victims, arguments.expiring)
 
     async def capped() -> None:
         async with asyncio.timeout(arguments.timeout):
-            await main(arguments)
+            await main(arguments, outcome)
 
-    asyncio.run(capped())
+    try:
+        asyncio.run(capped())
+    finally:
+        outcome.print(time.monotonic() - started)

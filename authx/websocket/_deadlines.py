@@ -2,8 +2,13 @@
 
 Tens of thousands of sessions expire at scattered times. A ``loop.call_at`` handle
 each would cost ~200 bytes and a heap entry per connection; grouping deadlines
-into slots costs one set entry per connection and one handle per slot. A
+into slots costs one dict entry per connection and one handle per slot. A
 deadline fires at the end of its slot: never early, at most one slot late.
+
+Slots are cut on the wall clock (``time.time()``), the clock of ``exp``: a token's
+``exp`` is usually a whole second, which is the end of a slot, so it fires on time
+rather than up to a slot late. The loop timer of a slot is set on the loop's own
+clock, converted when the slot is made.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import math
+import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -30,34 +36,51 @@ class Slot(Generic[M]):
 
     def __init__(self, key: tuple[asyncio.AbstractEventLoop, int]) -> None:
         self.key = key
-        self.members: set[M] = set()
+        #: Members in the order they came (a dict of None: smaller than a set when large).
+        self.members: dict[M, None] = {}
         self.handle: asyncio.TimerHandle | None = None
 
 
 class Deadlines(Generic[M]):
-    """Calls ``fire(member)`` once each member's deadline has passed."""
+    """Calls ``fire(member)`` once each member's deadline has passed.
 
-    def __init__(self, fire: Callable[[M], None], resolution: float = 0.1) -> None:
+    ``resolution`` divides a second (0.1, 0.25, 1.0): slots then end on whole seconds.
+    """
+
+    def __init__(
+        self,
+        fire: Callable[[M], None],
+        resolution: float = 0.1,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         self._fire = fire
-        self._resolution = resolution
+        self._per_second = round(1 / resolution)
+        if not math.isclose(self._per_second * resolution, 1.0):
+            raise ValueError("resolution must divide a second (0.1, 0.25, 1.0, ...)")
+        #: ``time.time`` unless told otherwise, read at each call (so time can be frozen).
+        self._clock = clock
         self._slots: dict[tuple[asyncio.AbstractEventLoop, int], Slot[M]] = {}
 
-    def add(self, delay: float, member: M) -> Slot[M]:
-        """Fire ``member`` in ``delay`` seconds (rounded up to its slot); returns the slot."""
+    def add(self, when: float, member: M) -> Slot[M]:
+        """Fire ``member`` at ``when`` (clock time, rounded up to its slot); returns the slot."""
         loop = asyncio.get_running_loop()
-        index = math.ceil((loop.time() + max(delay, 0.0)) / self._resolution)
+        now = time.time() if self._clock is None else self._clock()
+        # Multiplying by a whole number keeps a whole second whole: 3 * 10 is 30 exactly,
+        # where 3 / 0.1 is 30.000000000000004 and would land a slot late.
+        index = math.ceil(max(when, now) * self._per_second)
         key = (loop, index)
         slot = self._slots.get(key)
         if slot is None:
             slot = self._slots[key] = Slot(key)
+            slot_end = index / self._per_second
             slot.handle = loop.call_at(
-                index * self._resolution, self._run, slot, context=CALLBACK_CONTEXT
+                loop.time() + (slot_end - now), self._run, slot, context=CALLBACK_CONTEXT
             )
-        slot.members.add(member)
+        slot.members[member] = None
         return slot
 
     def cancel(self, slot: Slot[M], member: M) -> None:
-        slot.members.discard(member)
+        slot.members.pop(member, None)
         if not slot.members and slot.handle is not None:
             slot.handle.cancel()
             slot.handle = None
@@ -66,7 +89,7 @@ class Deadlines(Generic[M]):
     def _run(self, slot: Slot[M]) -> None:
         self._slots.pop(slot.key, None)
         slot.handle = None
-        members, slot.members = slot.members, set()
+        members, slot.members = slot.members, {}
         for member in members:
             self._fire(member)
 

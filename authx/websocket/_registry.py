@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
@@ -16,6 +17,7 @@ from authx.schema import TokenPayload
 from authx.stores import RevocationEvent
 from authx.websocket import _result
 from authx.websocket._deadlines import CALLBACK_CONTEXT, Deadlines
+from authx.websocket._sweep import Job, Sweeper
 from authx.websocket.session import WebSocketSession
 
 __all__ = ["LiveRegistry"]
@@ -27,6 +29,12 @@ RevokedAmong = Callable[[Sequence[TokenPayload]], Awaitable[list[bool]]]
 #: Sessions asked about per store round trip, and the retries while the store is away.
 _RESYNC_BATCH = 500
 _RESYNC_ATTEMPTS, _RESYNC_RETRY = 60, 1.0
+#: Loop time per iteration for expiry closes and warnings, so other connections are
+#: served between slices (the endpoints of the closed connections finish in between).
+_SWEEP_SLICE = 0.002
+#: Loop time a revocation writes close frames for before letting the loop run once:
+#: a revocation is urgent (a thousand frames take 30-50 ms on two cores).
+_REVOCATION_SLICE = 0.1
 
 
 class _Index:
@@ -93,6 +101,7 @@ class LiveRegistry:
         self._by_subject = _Index()
         self._by_token = _Index()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._sweeper = Sweeper(self.spawn, _SWEEP_SLICE)
         self.expiries: Deadlines[WebSocketSession] = Deadlines(WebSocketSession.expire)
         self.warnings: Deadlines[WebSocketSession] = Deadlines(WebSocketSession.warn)
 
@@ -121,7 +130,7 @@ class LiveRegistry:
         task = asyncio.current_task()
         if task is not None:
             # The connection's own task ending (however it ends) frees the session.
-            task.add_done_callback(session.on_task_done, context=CALLBACK_CONTEXT)
+            task.add_done_callback(session, context=CALLBACK_CONTEXT)
         session.schedule()
         return session
 
@@ -164,7 +173,7 @@ class LiveRegistry:
             "tokens": len(self._by_token),
             "timers": sum(s.timers for s in sessions),
             "timer_slots": len(self.expiries) + len(self.warnings),
-            "tasks": len(self._tasks),
+            "tasks": len(self._tasks) + len(self._sweeper),
         }
 
     # Revocation ------------------------------------------------------------
@@ -242,12 +251,36 @@ class LiveRegistry:
         return len(sessions), closed
 
     async def _close_revoked(self, targets: Sequence[WebSocketSession]) -> None:
-        """Close ``targets`` with the revocation's code and reason (``token_revoked``)."""
+        """Close ``targets`` with the revocation's code and reason (``token_revoked``).
+
+        The frames are written now, one after the other, with no task per connection;
+        only a close the transport cannot take at once is awaited afterwards.
+        """
         code = self.config.JWT_WS_CLOSE_CODE_REVOKED
         reason = self.config.JWT_WS_REVOKED_CLOSE_REASON
-        await asyncio.gather(*(s.server_close(code, reason) for s in targets))
+        rests = []
+        failure: Exception | None = None
+        ends = time.perf_counter() + _REVOCATION_SLICE
+        for session in targets:
+            try:
+                rest = session.close_now(code, reason)
+            except Exception as exc:  # noqa: BLE001 - raised below, once every close is sent
+                failure = failure or exc
+                continue
+            if rest is not None:
+                rests.append(rest)
+            if time.perf_counter() >= ends:
+                await asyncio.sleep(0)
+                ends = time.perf_counter() + _REVOCATION_SLICE
+        if rests:
+            await asyncio.gather(*rests)
+        if failure is not None:
+            raise failure
 
     # Helpers for sessions --------------------------------------------------
+
+    def sweep(self, job: Job) -> None:
+        self._sweeper.add(job)
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)

@@ -4,14 +4,15 @@ A session wraps the connection's ASGI ``send`` and ``receive`` so that the
 server can close it at expiry or on revocation (the endpoint then sees an
 ordinary :class:`~starlette.websockets.WebSocketDisconnect`), and can take
 in-band refresh messages. Deadlines are slots of the registry's shared timers
-(``_deadlines``), not tasks: an idle session costs under a kilobyte.
+(``_deadlines``), not tasks, and the wrapped ``receive`` is a small object
+(``_session_receive``), not a coroutine frame: an idle session costs about half a kilobyte.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from typing import Any, Protocol
 
 from starlette.types import Message
@@ -25,6 +26,8 @@ from authx.exceptions import AuthXException
 from authx.schema import TokenPayload
 from authx.websocket._deadlines import Deadlines, Slot
 from authx.websocket._protocol import refresh_token, server_message
+from authx.websocket._session_receive import AGAIN, SessionReceive
+from authx.websocket._sweep import Job, start_now
 from authx.websocket._transports import (
     SUBPROTOCOL_PREFIX,
     Handshake,
@@ -45,6 +48,9 @@ class SessionHost(Protocol):
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None: ...
 
+    def sweep(self, job: Job) -> None:
+        """Run ``job`` soon, with other sessions' jobs, a few milliseconds per loop iteration."""
+
     def remove(self, session: WebSocketSession) -> None: ...
 
     def reindex(self, session: WebSocketSession, old_jti: str | None) -> None: ...
@@ -57,6 +63,9 @@ class SessionHost(Protocol):
 
 __all__ = ["WebSocketSession"]
 
+#: Bits of ``WebSocketSession._flags``.
+_PENDING_ACCEPT, _ACCEPTED, _SUBPROTOCOL_AUTH, _ENDED = 1, 2, 4, 8
+
 
 class WebSocketSession:
     """An authenticated WebSocket; use it like the ``WebSocket`` it wraps.
@@ -68,20 +77,17 @@ class WebSocketSession:
     ...         await session.send_json({"user": session.sub, "echo": text})
     """
 
+    # One slot per field and the flags in one int: tens of thousands of sessions stay
+    # resident, each field costs 8 bytes per connection.
     __slots__ = (
-        "__weakref__",
-        "_pending_accept",
+        "_closed",
+        "_flags",
         "_raw_receive",
         "_raw_send",
         "_registry",
         "_requirements",
-        "_subprotocol_auth",
         "_timer",
         "_warning",
-        "accepted",
-        "close_code",
-        "close_reason",
-        "ended",
         "payload",
         "token",
         "websocket",
@@ -102,19 +108,37 @@ class WebSocketSession:
         self._requirements: tuple[ScopeRequirement, ...] = ()
         self._timer: Slot[WebSocketSession] | None = None
         self._warning: Slot[WebSocketSession] | None = None
-        # First-message authentication accepted at the ASGI level already: the
-        # endpoint's own accept() must see a "connect" and must not re-accept.
-        self._pending_accept = handshake_state(websocket) is Handshake.ACCEPTED_BY_AUTHX
-        self.accepted = self._pending_accept
-        self._subprotocol_auth = subprotocol_auth
-        self.ended = False
-        #: Set when the server closed the connection (expiry, revocation, refresh failure).
-        self.close_code: int | None = None
-        self.close_reason = ""
+        flags = _SUBPROTOCOL_AUTH if subprotocol_auth else 0
+        if handshake_state(websocket) is Handshake.ACCEPTED_BY_AUTHX:
+            # First-message authentication accepted at the ASGI level already: the
+            # endpoint's own accept() must see a "connect" and must not re-accept.
+            flags |= _PENDING_ACCEPT | _ACCEPTED
+        self._flags = flags
+        #: (code, reason) once the server closed the connection.
+        self._closed: tuple[int, str] | None = None
         self._raw_receive, self._raw_send = transport(websocket)
-        wrap_transport(websocket, self._receive, self._send)
+        wrap_transport(websocket, SessionReceive(self), _SessionSend(self))
 
     # What the endpoint sees ------------------------------------------------
+
+    @property
+    def accepted(self) -> bool:
+        """Whether the connection was accepted."""
+        return bool(self._flags & _ACCEPTED)
+
+    @property
+    def ended(self) -> bool:
+        """Whether the session is over (closed, disconnected, or its task ended)."""
+        return bool(self._flags & _ENDED)
+
+    @property
+    def close_code(self) -> int | None:
+        """The code the server closed the connection with (expiry, revocation, refresh)."""
+        return None if self._closed is None else self._closed[0]
+
+    @property
+    def close_reason(self) -> str:
+        return "" if self._closed is None else self._closed[1]
 
     @property
     def sub(self) -> str:
@@ -176,11 +200,11 @@ class WebSocketSession:
             return
         registry = self._registry
         config = registry.config
-        delay = expires_at + config.JWT_DECODE_LEEWAY - time.time()
-        self._timer = registry.expiries.add(delay, self)
+        deadline = expires_at + config.JWT_DECODE_LEEWAY
+        self._timer = registry.expiries.add(deadline, self)
         warning = config.JWT_WS_EXPIRY_WARNING
-        if warning is not None and delay - warning > 0:
-            self._warning = registry.warnings.add(delay - warning, self)
+        if warning is not None and deadline - warning > time.time():
+            self._warning = registry.warnings.add(deadline - warning, self)
 
     def _cancel_timers(self) -> None:
         if self._timer is not None:
@@ -195,21 +219,26 @@ class WebSocketSession:
         return (self._timer is not None) + (self._warning is not None)
 
     def expire(self) -> None:
-        """The token's deadline passed: close with the expiry code."""
+        """The token's deadline passed: close with the expiry code (in the registry's sweep)."""
         self._timer = None
+        self._registry.sweep(self._close_expired)
+
+    def _close_expired(self) -> Coroutine[Any, Any, None] | None:
+        if self._timer is not None:
+            return None  # refreshed while the close waited: the new token holds
         config = self._registry.config
-        self._registry.spawn(
-            self.server_close(config.JWT_WS_EXPIRED_CLOSE_CODE, config.JWT_WS_EXPIRED_CLOSE_REASON)
-        )
+        return self.close_now(config.JWT_WS_EXPIRED_CLOSE_CODE, config.JWT_WS_EXPIRED_CLOSE_REASON)
 
     def warn(self) -> None:
-        """Tell the client its token expires soon."""
+        """Tell the client its token expires soon (in the registry's sweep)."""
         self._warning = None
-        if self.accepted and not self.ended:
-            prefix = self._registry.config.JWT_WS_MESSAGE_PREFIX
-            self._registry.spawn(
-                self._send_text(server_message(prefix, "expiring", self.expires_at))
-            )
+        self._registry.sweep(self._send_warning)
+
+    def _send_warning(self) -> Coroutine[Any, Any, None] | None:
+        if not self.accepted or self.ended:
+            return None
+        prefix = self._registry.config.JWT_WS_MESSAGE_PREFIX
+        return start_now(self._send_text(server_message(prefix, "expiring", self.expires_at)))
 
     # ASGI plumbing ---------------------------------------------------------
 
@@ -221,18 +250,30 @@ class WebSocketSession:
 
     async def server_close(self, code: int, reason: str) -> None:
         """Close from the server's side; the endpoint sees a disconnect with ``code``."""
+        rest = self.close_now(code, reason)
+        if rest is not None:
+            await rest
+
+    def close_now(self, code: int, reason: str) -> Coroutine[Any, Any, None] | None:
+        """Close from the server's side, the frame written before this returns when the
+        transport takes it at once; else returns the rest of the close, to await."""
         if self.ended:
-            return
-        self.close_code, self.close_reason = code, reason
+            return None
+        self._closed = (code, reason)
         self.end()
-        with contextlib.suppress(OSError, RuntimeError):  # the client is already gone
-            await self._raw_send({"type": "websocket.close", "code": code, "reason": reason})
+        try:
+            rest = start_now(
+                self._raw_send({"type": "websocket.close", "code": code, "reason": reason})
+            )
+        except (OSError, RuntimeError):  # the client is already gone
+            return None
+        return None if rest is None else _quietly(rest)
 
     def end(self) -> None:
         """Forget the session: timers cancelled, registry entries removed (idempotent)."""
-        if self.ended:
+        if self._flags & _ENDED:
             return
-        self.ended = True
+        self._flags |= _ENDED
         self._cancel_timers()
         self._registry.remove(self)
 
@@ -248,19 +289,23 @@ class WebSocketSession:
         wrap_transport(websocket, self._raw_receive, self._raw_send)
         self._registry.release(self)
 
+    # The registry hands the session itself to ``task.add_done_callback``: a bound
+    # method would cost another object (72 bytes) per connection.
+    __call__ = on_task_done
+
     async def _send(self, message: Message) -> None:
         kind = message["type"]
-        if self.close_code is not None:
+        if self._closed is not None:
             if kind == "websocket.close":
                 return
-            raise WebSocketDisconnect(self.close_code, self.close_reason)
+            raise WebSocketDisconnect(*self._closed)
         if kind == "websocket.accept":
-            if self._pending_accept:
-                self._pending_accept = False
+            if self._flags & _PENDING_ACCEPT:
+                self._flags &= ~_PENDING_ACCEPT
                 return
-            self.accepted = True
+            self._flags |= _ACCEPTED
             chosen = message.get("subprotocol")
-            if self._subprotocol_auth or (chosen or "").startswith(SUBPROTOCOL_PREFIX):
+            if self._flags & _SUBPROTOCOL_AUTH or (chosen or "").startswith(SUBPROTOCOL_PREFIX):
                 message = {**message, "subprotocol": safe_subprotocol(self.websocket, chosen)}
         await self._raw_send(message)
         if kind == "websocket.close" or (
@@ -268,33 +313,61 @@ class WebSocketSession:
         ):
             self.end()
 
-    async def _receive(self) -> Message:
-        if self._pending_accept and self.websocket.client_state == WebSocketState.CONNECTING:
-            return {"type": "websocket.connect"}
-        while True:
-            message = await self._raw_receive()
-            kind = message["type"]
-            if kind == "websocket.disconnect":
-                self.end()
-            elif kind == "websocket.receive" and self._registry.config.JWT_WS_INBAND_REFRESH:
-                config = self._registry.config
-                token = refresh_token(
-                    message.get("text"), config.JWT_WS_MESSAGE_PREFIX, config.JWT_MAX_TOKEN_SIZE
-                )
-                if token is not None:
-                    await self._inband_refresh(token)
-                    continue
-            return message
+    # What SessionReceive asks of the session (ReceiveHost) ---------------------
 
-    async def _inband_refresh(self, token: str) -> None:
+    def _first_message(self) -> Message | None:
+        if (
+            self._flags & _PENDING_ACCEPT
+            and self.websocket.client_state == WebSocketState.CONNECTING
+        ):
+            return {"type": "websocket.connect"}
+        return None
+
+    def _transport_receive(self) -> Awaitable[Message]:
+        return self._raw_receive()
+
+    def _take(self, message: Message) -> Coroutine[Any, Any, Message] | None:
+        """None to hand ``message`` to the endpoint; the in-band refresh it carries otherwise."""
+        kind = message["type"]
+        if kind == "websocket.disconnect":
+            self.end()
+        elif kind == "websocket.receive" and self._registry.config.JWT_WS_INBAND_REFRESH:
+            config = self._registry.config
+            token = refresh_token(
+                message.get("text"), config.JWT_WS_MESSAGE_PREFIX, config.JWT_MAX_TOKEN_SIZE
+            )
+            if token is not None:
+                return self._inband_refresh(token)
+        return None
+
+    async def _inband_refresh(self, token: str) -> Message:
+        """Refresh with ``token``; the endpoint never sees the message (``AGAIN``: receive on)."""
         try:
             await self.refresh(token)
         except AuthXException as exc:
             self._registry.log_refresh_failure(self, exc)
             await self.server_close(close_code(exc, self._registry.config), close_reason_for(exc))
-            return
+            return AGAIN
         prefix = self._registry.config.JWT_WS_MESSAGE_PREFIX
         await self._send_text(server_message(prefix, "refreshed", self.expires_at))
+        return AGAIN
+
+
+class _SessionSend:
+    """The session's ASGI ``send`` (a bound method would cost 16 bytes more per connection)."""
+
+    __slots__ = ("_session",)
+
+    def __init__(self, session: WebSocketSession) -> None:
+        self._session = session
+
+    def __call__(self, message: Message) -> Coroutine[Any, Any, None]:
+        return self._session._send(message)
+
+
+async def _quietly(rest: Coroutine[Any, Any, None]) -> None:
+    with contextlib.suppress(OSError, RuntimeError):  # the client is already gone
+        await rest
 
 
 def _replace(payload: TokenPayload, new: TokenPayload) -> None:

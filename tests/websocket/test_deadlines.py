@@ -1,8 +1,10 @@
-"""Slotted deadlines: never early, at most one slot late, one loop timer per slot."""
+"""Slotted deadlines: never early, at most one slot late, one loop timer per slot,
+slots cut on the wall clock so a whole second fires on time."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,9 +17,9 @@ async def test_deadlines_fire_in_their_slot_and_cancel() -> None:
     loop = asyncio.get_running_loop()
     fired: dict[str, float] = {}
     deadlines: Deadlines[str] = Deadlines(lambda name: fired.setdefault(name, loop.time()))
-    start = loop.time()
-    slots = {name: deadlines.add(0.25, name) for name in ("a", "b", "c")}
-    late = deadlines.add(0.6, "late")
+    start, now = loop.time(), time.time()
+    slots = {name: deadlines.add(now + 0.25, name) for name in ("a", "b", "c")}
+    late = deadlines.add(now + 0.6, "late")
     assert len(deadlines) == 2  # three members share one slot
     deadlines.cancel(slots["c"], "c")
     deadlines.cancel(late, "late")
@@ -32,7 +34,7 @@ async def test_deadlines_fire_in_their_slot_and_cancel() -> None:
 async def test_past_deadlines_fire_at_once() -> None:
     fired: list[int] = []
     deadlines: Deadlines[int] = Deadlines(fired.append)
-    deadlines.add(-5, 1)
+    deadlines.add(time.time() - 5, 1)
     await asyncio.sleep(0.15)
     assert fired == [1]
 
@@ -44,9 +46,24 @@ DELAYS = [0.0, 0.001, 0.05, 0.0999, 0.1, 0.1001, 0.123, 0.25, 1.0, 59.95, 900.0]
 STARTS = [1000.0, 1000.05, 1000.0999, 1234.5678]
 
 
+class FrozenClocks:
+    """The loop's clock and the wall clock, frozen; ``set`` moves both."""
+
+    def __init__(self, loop: Any) -> None:
+        self.loop = loop
+        self.wall = 0.0
+
+    def set(self, wall: float, loop_time: float = 50.0) -> None:
+        self.wall = wall
+        self.loop.now = loop_time
+
+    def deadlines(self, fire: Any = lambda _: None, resolution: float = 0.1) -> Deadlines[Any]:
+        return Deadlines(fire, resolution=resolution, clock=lambda: self.wall)
+
+
 @pytest.fixture
-async def frozen_loop(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Any]:
-    """The running loop with ``loop.now`` as its clock (set it before each ``add``).
+async def clocks(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FrozenClocks]:
+    """The running loop with ``loop.now`` as its clock, and a frozen wall clock.
 
     Tests using it await nothing, and cancel the timers they armed.
     """
@@ -54,26 +71,28 @@ async def frozen_loop(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Any]:
     loop.now = 0.0  # type: ignore[attr-defined]
     with monkeypatch.context() as patch:
         patch.setattr(loop, "time", lambda: loop.now)  # type: ignore[attr-defined]
-        yield loop
+        yield FrozenClocks(loop)
     del loop.now  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("resolution", [0.1, 0.25, 1.0])
 @pytest.mark.parametrize("start", STARTS)
 async def test_timer_is_never_early_and_at_most_one_resolution_late(
-    frozen_loop: Any, start: float, resolution: float
+    clocks: FrozenClocks, start: float, resolution: float
 ) -> None:
-    deadlines: Deadlines[float] = Deadlines(lambda _: None, resolution=resolution)
+    deadlines = clocks.deadlines(resolution=resolution)
     slots = []
     for delay in DELAYS:
-        frozen_loop.now = start
-        slot = deadlines.add(delay, delay)
+        clocks.set(start, loop_time=77.7)
+        slot = deadlines.add(start + delay, delay)
         assert slot.handle is not None
-        when = slot.handle.when()
+        # On the wall clock, the timer fires when the loop reaches this moment:
+        when = slot.handle.when() - 77.7 + start
         deadline = start + delay
         assert when >= deadline - EPSILON, (delay, when, deadline)
         assert when <= deadline + resolution + EPSILON, (delay, when, deadline)
-        # A slot ends on a multiple of the resolution, so nearby deadlines share it.
+        # A slot ends on a multiple of the resolution of the wall clock, so nearby
+        # deadlines share it, and a deadline on a whole second fires at that second.
         assert abs(when / resolution - round(when / resolution)) < EPSILON
         slots.append((slot, delay))
     for slot, delay in slots:
@@ -81,42 +100,62 @@ async def test_timer_is_never_early_and_at_most_one_resolution_late(
     assert len(deadlines) == 0
 
 
-async def test_deadlines_in_one_slot_share_its_timer(frozen_loop: Any) -> None:
-    deadlines: Deadlines[str] = Deadlines(lambda _: None)
-    frozen_loop.now = 500.0
-    first = deadlines.add(0.01, "a")
-    second = deadlines.add(0.09, "b")
-    frozen_loop.now = 500.05
-    third = deadlines.add(0.04, "c")
+@pytest.mark.parametrize("exp", [1_795_921_775, 1_795_921_776.0, 1_700_000_000.5])
+async def test_a_deadline_on_a_slot_boundary_fires_on_time(
+    clocks: FrozenClocks, exp: float
+) -> None:
+    """``exp`` is usually a whole second: its timer is not a slot late."""
+    deadlines = clocks.deadlines()
+    clocks.set(exp - 12.34, loop_time=500.0)
+    slot = deadlines.add(exp, "token")
+    assert slot.handle is not None
+    assert slot.handle.when() == pytest.approx(500.0 + 12.34, abs=EPSILON)
+    deadlines.cancel(slot, "token")
+
+
+async def test_deadlines_in_one_slot_share_its_timer(clocks: FrozenClocks) -> None:
+    deadlines = clocks.deadlines()
+    clocks.set(500.0, loop_time=20.0)
+    first = deadlines.add(500.01, "a")
+    second = deadlines.add(500.09, "b")
+    clocks.set(500.05, loop_time=20.05)
+    third = deadlines.add(500.09, "c")
     assert first is second is third
     assert first.handle is not None
-    assert first.handle.when() == pytest.approx(500.1)
-    assert first.members == {"a", "b", "c"}
-    beyond = deadlines.add(0.06, "d")  # due at 500.11: the next slot
+    assert first.handle.when() == pytest.approx(20.1)
+    assert list(first.members) == ["a", "b", "c"]  # in the order they came
+    beyond = deadlines.add(500.11, "d")  # the next slot
     assert beyond is not first
     assert beyond.handle is not None
-    assert beyond.handle.when() == pytest.approx(500.2)
+    assert beyond.handle.when() == pytest.approx(20.2)
     assert len(deadlines) == 2
     for slot, member in ((first, "a"), (first, "b"), (first, "c"), (beyond, "d")):
         deadlines.cancel(slot, member)
     assert len(deadlines) == 0
 
 
-@pytest.mark.parametrize("delay", [-5.0, -0.01, 0.0])
-async def test_past_deadlines_are_due_in_the_current_slot(frozen_loop: Any, delay: float) -> None:
-    deadlines: Deadlines[int] = Deadlines(lambda _: None)
-    frozen_loop.now = 700.03
-    slot = deadlines.add(delay, 1)
+@pytest.mark.parametrize("behind", [5.0, 0.01, 0.0])
+async def test_past_deadlines_are_due_in_the_current_slot(
+    clocks: FrozenClocks, behind: float
+) -> None:
+    deadlines = clocks.deadlines()
+    clocks.set(700.03, loop_time=30.03)
+    slot = deadlines.add(700.03 - behind, 1)
     assert slot.handle is not None
-    assert slot.handle.when() == pytest.approx(700.1)
+    assert slot.handle.when() == pytest.approx(30.1)
     deadlines.cancel(slot, 1)
 
 
-async def test_cancelling_the_last_member_cancels_the_timer(frozen_loop: Any) -> None:
-    deadlines: Deadlines[str] = Deadlines(lambda _: None)
-    frozen_loop.now = 10.0
-    slot = deadlines.add(1.0, "a")
-    deadlines.add(1.0, "b")
+def test_the_resolution_divides_a_second() -> None:
+    with pytest.raises(ValueError, match="divide a second"):
+        Deadlines(lambda _: None, resolution=0.3)
+
+
+async def test_cancelling_the_last_member_cancels_the_timer(clocks: FrozenClocks) -> None:
+    deadlines = clocks.deadlines()
+    clocks.set(10.0)
+    slot = deadlines.add(11.0, "a")
+    deadlines.add(11.0, "b")
     handle = slot.handle
     assert handle is not None
     deadlines.cancel(slot, "a")
@@ -127,7 +166,7 @@ async def test_cancelling_the_last_member_cancels_the_timer(frozen_loop: Any) ->
     assert slot.handle is None
     assert len(deadlines) == 0
     # A new deadline in that slot gets a new timer.
-    again = deadlines.add(1.0, "c")
+    again = deadlines.add(11.0, "c")
     assert again is not slot
     assert again.handle is not None
     assert not again.handle.cancelled()
@@ -135,18 +174,18 @@ async def test_cancelling_the_last_member_cancels_the_timer(frozen_loop: Any) ->
 
 
 async def test_firing_a_slot_calls_each_member_once_and_forgets_the_slot(
-    frozen_loop: Any,
+    clocks: FrozenClocks,
 ) -> None:
     fired: list[str] = []
-    deadlines: Deadlines[str] = Deadlines(fired.append)
-    frozen_loop.now = 20.0
-    slot = deadlines.add(0.5, "a")
-    deadlines.add(0.5, "b")
+    deadlines = clocks.deadlines(fired.append)
+    clocks.set(20.0)
+    slot = deadlines.add(20.5, "a")
+    deadlines.add(20.5, "b")
     handle = slot.handle
     assert handle is not None
     handle._run()  # what the loop does at handle.when()
     assert sorted(fired) == ["a", "b"]
     assert slot.handle is None
-    assert slot.members == set()
+    assert slot.members == {}
     assert len(deadlines) == 0
     handle.cancel()

@@ -19,6 +19,7 @@ from authx.token import create_token
 from authx.websocket.session import WebSocketSession
 from tests.conftest import SECRET
 from tests.websocket.asgi import connect as ws_connect
+from tests.websocket.asgi import open_connection, scope_for
 
 
 def make_app() -> tuple[FastAPI, AuthX[Any]]:
@@ -517,3 +518,96 @@ async def test_session_is_warned_then_closed_at_its_token_expiry() -> None:
     assert [m["type"] for m in connection.messages[1:]] == ["authx.expiring"]
     await connection.disconnect()
     assert auth.live_stats() == dict.fromkeys(auth.live_stats(), 0)
+
+
+# Many closes at once: the sweep, and closes written before the call returns -----------------
+
+
+async def test_tokens_expiring_together_are_closed_in_the_sweep() -> None:
+    app, auth = limited_app("reject", limit=1000)
+    connections = [
+        await ws_connect(app, query=f"token={auth.create_access_token(uid=f'user{i}')}")
+        for i in range(300)
+    ]
+    slots = list(auth._live.expiries._slots.values())
+    assert len(slots) <= 3  # tokens of the same second share one slot (or two, at its edge)
+    for slot in slots:
+        assert slot.handle is not None
+        handle = slot.handle
+        handle._run()  # what the loop does when the slot ends: every member expires
+        handle.cancel()
+    # Queued, not yet written: nothing runs inside the timer callback.
+    assert auth.live_stats()["tasks"] == 300
+    assert all(c.close is None for c in connections)
+    async with asyncio.timeout(5):
+        while auth.live_stats()["tasks"]:
+            await asyncio.sleep(0)
+    assert [c.close for c in connections] == [(4002, "token_expired")] * 300
+    assert auth.active_connections() == []
+    for connection in connections:
+        await connection.disconnect()
+    assert auth.live_stats() == dict.fromkeys(auth.live_stats(), 0)
+
+
+async def test_an_expiry_close_waiting_in_the_sweep_spares_a_refreshed_session() -> None:
+    app, auth = limited_app("reject")
+    connection = await ws_connect(app, query=f"token={auth.create_access_token(uid='alice')}")
+    [session] = auth.active_connections()
+    assert session._timer is not None
+    auth._live.expiries.cancel(session._timer, session)  # the slot fired:
+    session.expire()
+    session.schedule()  # then a refresh succeeded: a new deadline
+    await asyncio.sleep(0.05)
+    assert connection.close is None
+    assert auth.live_stats()["tasks"] == 0
+    assert [s.sub for s in auth.active_connections()] == ["alice"]
+    await connection.disconnect()
+
+
+async def test_revocation_waits_for_a_close_the_transport_could_not_take_at_once() -> None:
+    """The frames are written inside the call; a ``send`` that waits is awaited by it."""
+    app, auth = limited_app("reject", limit=10)
+    token = auth.create_access_token(uid="alice")
+    quick = await ws_connect(app, query=f"token={token}")
+    scope = scope_for(query=f"token={token}")
+    slow = await open_connection(app, scope)
+    await slow.wait_for("websocket.send")
+    [slow_session] = [s for s in auth.active_connections() if s.websocket.scope is scope]
+    transport_send = slow_session._raw_send
+    gate = asyncio.Event()
+
+    async def send_that_waits(message: dict[str, Any]) -> None:
+        if message["type"] == "websocket.close":
+            await gate.wait()
+        await transport_send(message)
+
+    slow_session._raw_send = send_that_waits
+    revocation = asyncio.create_task(auth.revoke_subject("alice"))
+    await asyncio.sleep(0.05)
+    assert quick.close == (4004, "token_revoked")  # written at once
+    assert not revocation.done()  # still waiting for the slow one
+    gate.set()
+    await asyncio.wait_for(revocation, 5)
+    assert slow.close == (4004, "token_revoked")
+    await quick.disconnect()
+    await slow.disconnect()
+    assert auth.live_stats() == dict.fromkeys(auth.live_stats(), 0)
+
+
+async def test_a_transport_failing_a_revocation_close_spares_no_other_session() -> None:
+    app, auth = limited_app("reject", limit=10)
+    token = auth.create_access_token(uid="alice")
+    connections = [await ws_connect(app, query=f"token={token}") for _ in range(3)]
+    broken = auth.active_connections()[1]
+
+    async def send_that_fails(message: dict[str, Any]) -> None:
+        raise ValueError("transport bug")
+
+    broken._raw_send = send_that_fails
+    with pytest.raises(ValueError, match="transport bug"):
+        await auth.revoke_subject("alice")
+    revoked = (4004, "token_revoked")
+    assert [c.close for c in connections] == [revoked, None, revoked]
+    assert auth.active_connections() == []
+    for connection in connections:
+        await connection.disconnect()
