@@ -1,3 +1,5 @@
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -34,10 +36,14 @@ docs: $(BIN)/.installed-test
 test: lint docs
 	$(BIN)/pytest
 
+# Each benchmark prints its figures, then SUMMARY lines; the table at the end gathers
+# them so that one run compares with the next (the log stays in .bench-cache/).
 bench: $(BIN)/.installed-test
-	$(BIN)/python bench/ws_auth.py
-	$(BIN)/python bench/live_connections.py
-	$(BIN)/python bench/flood.py
+	@mkdir -p .bench-cache && : > .bench-cache/bench.log
+	$(BIN)/python bench/ws_auth.py | tee -a .bench-cache/bench.log
+	$(BIN)/python bench/live_connections.py | tee -a .bench-cache/bench.log
+	$(BIN)/python bench/flood.py | tee -a .bench-cache/bench.log
+	@echo; echo "Summary (make bench):"; grep '^SUMMARY' .bench-cache/bench.log | sed 's/^SUMMARY /  /'
 
 # The security tests with the long Hypothesis profile (20,000 examples a property).
 fuzz: $(BIN)/.installed-test
