@@ -12,7 +12,6 @@ which refuses it with AuthX's rejection, and the connection is unauthenticated.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -28,7 +27,7 @@ from starlette.types import Message
 from starlette.websockets import WebSocket
 
 from authx._http import PayloadDependency
-from authx.errors import error_response, log_rejection
+from authx.errors import error_response, log_failure
 from authx.exceptions import AuthXException
 from authx.schema import TokenPayload
 from authx.scopes import match_scope
@@ -47,7 +46,6 @@ __all__ = [
     "take_failure",
 ]
 
-logger = logging.getLogger("authx")
 
 #: Scope key of a WebSocket handshake's failed authentication, until a middleware refuses it.
 _FAILURE = "authx.starlette.failure"
@@ -197,8 +195,5 @@ class AuthXBackend(AuthenticationBackend):
         ``WWW-Authenticate`` challenge (401, 403, 429, 503) for an AuthX failure."""
         if not isinstance(exc, AuthXAuthenticationError):
             return PlainTextResponse(str(exc), status_code=400)  # Starlette's own default
-        if exc.error.status_code >= 500:
-            logger.warning("%s: %s", type(exc.error).__name__, exc.message)
-        else:
-            log_rejection(conn, exc.error, exc.message)
+        log_failure(conn, exc.error, exc.message)
         return error_response(exc.error, exc.message)

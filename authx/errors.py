@@ -38,6 +38,7 @@ __all__ = [
     "HANDLED",
     "ErrorMessages",
     "error_response",
+    "log_failure",
     "make_handler",
     "reject_websocket",
     "www_authenticate",
@@ -137,6 +138,15 @@ def log_rejection(connection: HTTPConnection, exc: AuthXException, message: str)
     )
 
 
+def log_failure(connection: HTTPConnection, exc: AuthXException, message: str) -> None:
+    """Log an HTTP answer to ``exc``: a server-side failure as a WARNING, except outages
+    (logged where they are raised, once per outage); the rest as :func:`log_rejection`."""
+    if exc.status_code >= 500 and not isinstance(exc, _LOGGED_WHERE_RAISED):
+        logger.warning("%s: %s", type(exc).__name__, message)
+    else:
+        log_rejection(connection, exc, message)
+
+
 async def reject_websocket(
     websocket: WebSocket, exc: AuthXException, message: str, config: AuthXConfig
 ) -> None:
@@ -188,10 +198,7 @@ def make_handler(
         if isinstance(connection, WebSocket):
             await reject_websocket(connection, exc, message, config())
             return None
-        if exc.status_code >= 500 and not isinstance(exc, _LOGGED_WHERE_RAISED):
-            logger.warning("%s: %s", type(exc).__name__, message)
-        else:
-            log_rejection(connection, exc, message)
+        log_failure(connection, exc, message)
         return error_response(exc, message)
 
     return handler

@@ -299,3 +299,16 @@ async def test_an_anonymous_handshake_is_not_a_failed_attempt() -> None:
     assert [await handshake() for _ in range(3)] == [None, None, None]
     assert await handshake("token=bad") == "JWTDecodeError"  # the last token, and a debt
     assert await handshake() == "RateLimitedError"
+
+
+def test_an_outage_is_not_logged_again_by_on_error(caplog: pytest.LogCaptureFixture) -> None:
+    # The store logs its outage once per outage; the answer to each request adds nothing.
+    from authx._starlette_backend import AuthXAuthenticationError
+    from authx.exceptions import StoreUnavailableError
+
+    error = StoreUnavailableError("Revocation store unavailable")
+    connection = HTTPConnection(scope_for("/me"))
+    with caplog.at_level("DEBUG", logger="authx"):
+        answer = AuthXBackend.on_error(connection, AuthXAuthenticationError(error, error.message))
+    assert answer.status_code == 503
+    assert [r for r in caplog.records if r.levelname == "WARNING"] == []
