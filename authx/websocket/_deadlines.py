@@ -3,7 +3,9 @@
 Tens of thousands of sessions expire at scattered times. A ``loop.call_at`` handle
 each would cost ~200 bytes and a heap entry per connection; grouping deadlines
 into slots costs one dict entry per connection and one handle per slot. A
-deadline fires at the end of its slot: never early, at most one slot late.
+deadline fires at the end of its slot: never early, at most one slot late. A slot
+whose members all left keeps its timer a while (a few hundred at most), for the next
+connection whose deadline falls in it.
 
 Slots are cut on the wall clock (``time.time()``), the clock of ``exp``: a token's
 ``exp`` is usually a whole second, which is the end of a slot, so it fires on time
@@ -23,6 +25,12 @@ from typing import Generic, TypeVar
 __all__ = ["CALLBACK_CONTEXT", "Deadlines", "Slot"]
 
 M = TypeVar("M")
+
+#: Emptied slots whose loop timers stay armed, at most: a connection that ends before
+#: its token expires, followed by another whose deadline falls in the same slot, then
+#: costs no ``call_at`` and ``cancel`` (a microsecond together, per connection). The
+#: timer of an empty slot fires and does nothing; beyond this many, the oldest is cancelled.
+_IDLE_SLOTS = 256
 
 #: Deadline and task-done callbacks need no context variables; sharing one empty
 #: context saves the copy asyncio would otherwise make for each of them.
@@ -60,6 +68,8 @@ class Deadlines(Generic[M]):
         #: ``time.time`` unless told otherwise, read at each call (so time can be frozen).
         self._clock = clock
         self._slots: dict[tuple[asyncio.AbstractEventLoop, int], Slot[M]] = {}
+        #: The slots in ``_slots`` left without members, oldest first.
+        self._idle: dict[tuple[asyncio.AbstractEventLoop, int], Slot[M]] = {}
 
     def add(self, when: float, member: M) -> Slot[M]:
         """Fire ``member`` at ``when`` (clock time, rounded up to its slot); returns the slot."""
@@ -76,23 +86,37 @@ class Deadlines(Generic[M]):
             slot.handle = loop.call_at(
                 loop.time() + (slot_end - now), self._run, slot, context=CALLBACK_CONTEXT
             )
+        elif not slot.members:
+            del self._idle[key]
         slot.members[member] = None
         return slot
 
     def cancel(self, slot: Slot[M], member: M) -> None:
-        slot.members.pop(member, None)
-        if not slot.members and slot.handle is not None:
-            slot.handle.cancel()
-            slot.handle = None
-            self._slots.pop(slot.key, None)
+        members = slot.members
+        if members.pop(member, 0) is not None or members or slot.handle is None:
+            return  # not a member, others remain, or the slot already fired
+        idle = self._idle
+        idle[slot.key] = slot
+        if len(idle) > _IDLE_SLOTS:
+            oldest = idle.pop(next(iter(idle)))
+            if oldest.handle is not None:
+                oldest.handle.cancel()
+                oldest.handle = None
+            self._slots.pop(oldest.key, None)
 
     def _run(self, slot: Slot[M]) -> None:
         self._slots.pop(slot.key, None)
+        self._idle.pop(slot.key, None)
         slot.handle = None
         members, slot.members = slot.members, {}
         for member in members:
             self._fire(member)
 
     def __len__(self) -> int:
-        """Armed slots (loop timers) of every loop."""
-        return len(self._slots)
+        """Slots with members (loop timers armed for someone), of every loop."""
+        return len(self._slots) - len(self._idle)
+
+    @property
+    def idle(self) -> int:
+        """Emptied slots whose timers stay armed (at most 256), of every loop."""
+        return len(self._idle)

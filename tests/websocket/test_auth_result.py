@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+import pytest
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
 from authx import AuthX, AuthXConfig
@@ -90,3 +91,34 @@ async def test_a_ticket_made_from_a_payload_has_no_raw_token() -> None:
         "session": False,
         "same": True,
     }
+
+
+def test_an_override_of_ws_auth_required_replaces_ws_auth_required() -> None:
+    """``app.dependency_overrides[auth._ws_auth_required]`` (AuthX code) also covers
+    ``WS_AUTH_REQUIRED``: both are the same authenticator's bound method."""
+    from fastapi.testclient import TestClient
+    from starlette.testclient import WebSocketDenialResponse
+
+    from authx import TokenPayload
+
+    auth = AuthX(config=AuthXConfig(JWT_SECRET_KEY=SECRET))
+    app = FastAPI()
+    auth.handle_errors(app)
+
+    @app.websocket("/ws")
+    async def endpoint(websocket: WebSocket, payload: TokenPayload = auth.WS_AUTH_REQUIRED) -> None:
+        await websocket.accept()
+        await websocket.send_text(payload.sub)
+        await websocket.close()
+
+    assert auth.WS_AUTH_REQUIRED.dependency == auth._ws_auth_required
+    app.dependency_overrides[auth._ws_auth_required] = lambda: TokenPayload(sub="stub")
+    with TestClient(app) as client, client.websocket_connect("/ws") as ws:
+        assert ws.receive_text() == "stub"  # no token at all: the override answered
+    app.dependency_overrides.clear()
+    with (
+        TestClient(app) as client,
+        pytest.raises(WebSocketDenialResponse),
+        client.websocket_connect("/ws"),
+    ):
+        pass  # pragma: no cover - refused: no token and no override

@@ -151,26 +151,51 @@ def test_the_resolution_divides_a_second() -> None:
         Deadlines(lambda _: None, resolution=0.3)
 
 
-async def test_cancelling_the_last_member_cancels_the_timer(clocks: FrozenClocks) -> None:
-    deadlines = clocks.deadlines()
+async def test_an_emptied_slot_keeps_its_timer_for_the_next_deadline(
+    clocks: FrozenClocks,
+) -> None:
+    fired: list[str] = []
+    deadlines = clocks.deadlines(fired.append)
     clocks.set(10.0)
     slot = deadlines.add(11.0, "a")
     deadlines.add(11.0, "b")
     handle = slot.handle
     assert handle is not None
     deadlines.cancel(slot, "a")
-    assert not handle.cancelled()
-    assert slot.handle is handle
     deadlines.cancel(slot, "b")
-    assert handle.cancelled()
-    assert slot.handle is None
-    assert len(deadlines) == 0
-    # A new deadline in that slot gets a new timer.
+    deadlines.cancel(slot, "b")  # twice: nothing more happens
+    # Emptied: no longer counted, but its timer stays armed for the next connection.
+    assert not handle.cancelled()
+    assert (len(deadlines), deadlines.idle) == (0, 1)
     again = deadlines.add(11.0, "c")
-    assert again is not slot
-    assert again.handle is not None
-    assert not again.handle.cancelled()
+    assert again is slot
+    assert again.handle is handle  # no new loop timer
+    assert (len(deadlines), deadlines.idle) == (1, 0)
     deadlines.cancel(again, "c")
+    handle._run()  # the timer of an emptied slot fires: nobody is called, the slot is gone
+    assert fired == []
+    assert (len(deadlines), deadlines.idle) == (0, 0)
+    handle.cancel()
+    # A new deadline in that slot gets a new timer.
+    fresh = deadlines.add(11.0, "d")
+    assert fresh is not slot
+    assert fresh.handle is not None
+    assert fresh.handle is not handle
+    deadlines.cancel(fresh, "d")
+
+
+async def test_at_most_256_emptied_slots_stay_armed(clocks: FrozenClocks) -> None:
+    deadlines = clocks.deadlines()
+    clocks.set(100.0)
+    slots = [deadlines.add(101.0 + i, i) for i in range(300)]
+    for i, slot in enumerate(slots):
+        deadlines.cancel(slot, i)
+    assert (len(deadlines), deadlines.idle) == (0, 256)
+    # The oldest emptied ones were cancelled and forgotten, the newest stay armed.
+    assert all(slot.handle is None for slot in slots[:44])
+    assert all(slot.handle is not None and not slot.handle.cancelled() for slot in slots[44:])
+    assert deadlines.add(101.0, "new") is not slots[0]
+    assert deadlines.add(101.0 + 299, "last") is slots[299]
 
 
 async def test_firing_a_slot_calls_each_member_once_and_forgets_the_slot(
