@@ -40,6 +40,7 @@ from starlette.types import Message, Scope
 from starlette.websockets import WebSocket
 
 from authx.token import split_jws
+from bench._asgi_handshake import asgi_handshake_costs
 from bench._floor import asymmetric_auths, floor_call, measure, stage_profile, verification_call
 from bench._jwks_compare import measure_provider_tokens
 from bench._pypi_authx import PYPI_VERSION, pypi_app_dir, pypi_python
@@ -450,7 +451,9 @@ def _route_figures(runs: list[Run]) -> tuple[float, float | None, int]:
     return rate, (statistics.median(cpu) if cpu else None), sum(run.failures for run in runs)
 
 
-def report_servers(runs: dict[str, list[Run]], skipped: str | None) -> bool:
+def report_servers(runs: dict[str, list[Run]], skipped: str | None) -> tuple[bool, float | None]:
+    """Print the figures; returns whether every handshake succeeded, and the server CPU
+    per open handshake (µs) when it could be read."""
     print(
         f"\nThrough uvicorn on 127.0.0.1 ({len(runs['auth'])} rotating rounds x {HANDSHAKES} "
         f"handshakes per route, concurrency {CONCURRENCY}, websockets {websockets.__version__} "
@@ -489,7 +492,29 @@ def report_servers(runs: dict[str, list[Run]], skipped: str | None) -> bool:
             )
             summary("server CPU per authenticated handshake, ours / PyPI authx",
                     f"{auth_cpu / their_cpu:.2f}")  # fmt: skip
-    return not any(failures for _, _, failures in figures.values())
+    return not any(failures for _, _, failures in figures.values()), open_cpu
+
+
+def report_asgi_costs(costs: dict[str, float], open_cpu: float | None) -> None:
+    """What each part adds to an open handshake inside the app; beside the server CPU of
+    an open handshake through uvicorn, what that part alone would make the ratio."""
+    base = costs["open"]
+    print(
+        f"\nInside the app (the ASGI app called in-process, {INPROC_OPS} handshakes per route, "
+        f"best of {INPROC_REPEATS} interleaved repeats)"
+    )
+    for label, us in costs.items():
+        extra = us - base
+        line = f"  {label:<42} {us:7.1f} µs"
+        if label != "open":
+            line += f"   +{extra:5.1f} µs"
+            if open_cpu is not None:
+                line += f"   alone: uvicorn CPU ratio {(open_cpu + extra) / open_cpu:.2f}"
+        print(line)
+    ours = costs["AuthX (WS_AUTH_REQUIRED)"] - base
+    pyjwt = costs["jwt.decode in the endpoint, nothing else"] - base
+    summary("in-app extra of an authenticated handshake, AuthX / jwt.decode alone",
+            f"{ours / pyjwt:.2f}")  # fmt: skip
 
 
 def print_summary() -> None:
@@ -517,7 +542,8 @@ async def main() -> int:
         f"{verdict(ratio <= 1.1)}"
     )
     summary("provider (JWKS) token / own RS256 token", f"{ratio:.2f}", "<= 1.1")
-    ok = report_servers(*await measure_servers(token))
+    ok, open_cpu = report_servers(*await measure_servers(token))
+    report_asgi_costs(await asgi_handshake_costs(token, INPROC_OPS, INPROC_REPEATS), open_cpu)
     print()
     print_summary()
     return 0 if ok else 1
