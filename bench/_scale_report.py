@@ -143,10 +143,14 @@ class Report:
             flush=True,
         )
 
-    def figure(self, key: str, value: float, target: float, unit: str, ok: bool) -> None:
+    def figure(
+        self, key: str, value: float, target: float | None, unit: str, ok: bool | None
+    ) -> None:
+        """A SUMMARY line; a figure shown for information has no target (``-``)."""
         self.summary.append(
-            f"SUMMARY bench=live_connections key={key} value={value:.1f} target={target:g}"
-            f" unit={unit} status={verdict(ok)}"
+            f"SUMMARY bench=live_connections key={key} value={value:.1f}"
+            f" target={'-' if target is None else f'{target:g}'} unit={unit}"
+            f" status={'-' if ok is None else verdict(ok)}"
         )
 
     def print(self, elapsed: float) -> None:
@@ -183,7 +187,10 @@ class Report:
                 + (f"; the issue's target is {ISSUE_CONNECTIONS}"
                    if self.requested < ISSUE_CONNECTIONS else "")
             )  # fmt: skip
-            self.figure("held_connections", held, self.requested, "connections", ok)
+            # Against the issue's number, whatever was asked for: the table must not
+            # call 10,000 connections a success.
+            self.figure("held_connections", held, ISSUE_CONNECTIONS, "connections",
+                        held >= ISSUE_CONNECTIONS)  # fmt: skip
         if on is not None and off is not None:
             extra = on.per_connection - off.per_connection
             ok = extra <= TARGET_BYTES
@@ -267,8 +274,7 @@ class Report:
         self.figure("expiry_last_close_ms", e.last_ms, TARGET_EXPIRY_MS, "ms", closed_ok)
         self.figure("expiry_probe_p99_ms", percentile(e.probe_ms, 99), TARGET_PROBE_P99_MS,
                     "ms", probe_ok)  # fmt: skip
-        self.figure("expiry_probe_max_ms", percentile(e.probe_ms, 100), TARGET_PROBE_P99_MS,
-                    "ms", True)  # fmt: skip
+        self.figure("expiry_probe_max_ms", percentile(e.probe_ms, 100), None, "ms", None)
 
     def _traced(self) -> None:
         traced = {r.mode: r for r in self.traced if r.traced and r.traced["tracing"] and r.opened}

@@ -350,12 +350,17 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
 
-SUMMARY: list[tuple[str, str, str]] = []
+SUMMARY: list[str] = []
 
 
-def summary(key: str, value: str, target: str = "") -> None:
-    """A line of the table ``make bench`` prints at the end."""
-    SUMMARY.append((key, value, target))
+def summary(key: str, value: float, target: float | None = None, ok: bool | None = None) -> None:
+    """A line of the table ``make bench`` prints at the end (bench/summary.py); every
+    value here is a ratio."""
+    status = "-" if ok is None else verdict(ok)
+    SUMMARY.append(
+        f"SUMMARY bench=ws_auth key={key} value={value:.2f} "
+        f"target={'-' if target is None else f'{target:g}'} unit=ratio status={status}"
+    )
 
 
 def _lenient_split(token: str) -> tuple[bytes, bytes, bytes, bytes]:
@@ -407,8 +412,8 @@ def report_in_process(
         f"(strict split {strict:.2f} - lenient split {lenient:.2f}; "
         f"{(strict - lenient) / auth_us.best:.1%} of the authentication)"
     )
-    summary("HS256 whole WebSocket authentication / CPython floor", f"{floor_ratio:.2f}", "<= 2.0")
-    summary("HS256 whole WebSocket authentication / jwt.decode", f"{ratio:.2f}", "<= 1.0")
+    summary("hs256_auth_over_floor", floor_ratio, 2.0, floor_ratio <= 2.0)
+    summary("hs256_auth_over_pyjwt", ratio, 1.0, ratio <= 1.0)
 
 
 def report_stages(stages: list[tuple[str, float]]) -> None:
@@ -439,10 +444,8 @@ async def report_asymmetric() -> None:
             f"{verdict(ratio <= 1.2)}; whole authentication {min(whole):7.2f} µs "
             f"({min(whole) / floor_us:.2f}x the floor)"
         )
-        summary(f"{algorithm} verification / cryptography floor", f"{ratio:.2f}", "<= 1.2")
-        summary(
-            f"{algorithm} whole WebSocket authentication / floor", f"{min(whole) / floor_us:.2f}"
-        )
+        summary(f"{algorithm.lower()}_verify_over_floor", ratio, 1.2, ratio <= 1.2)
+        summary(f"{algorithm.lower()}_auth_over_floor", min(whole) / floor_us)
 
 
 def _route_figures(runs: list[Run]) -> tuple[float, float | None, int]:
@@ -474,13 +477,13 @@ def report_servers(runs: dict[str, list[Run]], skipped: str | None) -> tuple[boo
     print(
         f"  rate auth/open         {rate_ratio:6.2f}  target >= 0.97: {verdict(rate_ratio >= 0.97)}"
     )
-    summary("handshake rate, authenticated / open", f"{rate_ratio:.2f}", ">= 0.97")
+    summary("handshake_rate_auth_over_open", rate_ratio, 0.97, rate_ratio >= 0.97)
     auth_cpu, open_cpu = figures["auth"][1], figures["open"][1]
     if auth_cpu is not None and open_cpu is not None:
         cpu_ratio = auth_cpu / open_cpu
         met = verdict(cpu_ratio <= 1.15)
         print(f"  server CPU auth/open   {cpu_ratio:6.2f}  target <= 1.15: {met}")
-        summary("server CPU per handshake, authenticated / open", f"{cpu_ratio:.2f}", "<= 1.15")
+        summary("handshake_cpu_auth_over_open", cpu_ratio, 1.15, cpu_ratio <= 1.15)
     if skipped is not None:
         print(f"  PyPI authx: skipped ({skipped})")
     elif "pypi_auth" in figures:
@@ -490,8 +493,7 @@ def report_servers(runs: dict[str, list[Run]], skipped: str | None) -> tuple[boo
                 f"  PyPI authx server CPU auth/open {their_cpu / their_open:6.2f}; "
                 f"this project's authenticated handshake / PyPI's: {auth_cpu / their_cpu:.2f}"
             )
-            summary("server CPU per authenticated handshake, ours / PyPI authx",
-                    f"{auth_cpu / their_cpu:.2f}")  # fmt: skip
+            summary("handshake_cpu_ours_over_pypi_authx", auth_cpu / their_cpu)
     return not any(failures for _, _, failures in figures.values()), open_cpu
 
 
@@ -513,13 +515,11 @@ def report_asgi_costs(costs: dict[str, float], open_cpu: float | None) -> None:
         print(line)
     ours = costs["AuthX (WS_AUTH_REQUIRED)"] - base
     pyjwt = costs["jwt.decode in the endpoint, nothing else"] - base
-    summary("in-app extra of an authenticated handshake, AuthX / jwt.decode alone",
-            f"{ours / pyjwt:.2f}")  # fmt: skip
+    summary("in_app_extra_authx_over_pyjwt_alone", ours / pyjwt)
 
 
 def print_summary() -> None:
-    for key, value, target in SUMMARY:
-        print(f"SUMMARY {key} = {value}" + (f" (target {target})" if target else ""))
+    print(*SUMMARY, sep="\n")
 
 
 async def main() -> int:
@@ -541,7 +541,7 @@ async def main() -> int:
         f"  ratio provider/own                 {ratio:8.2f}     target <= 1.1: "
         f"{verdict(ratio <= 1.1)}"
     )
-    summary("provider (JWKS) token / own RS256 token", f"{ratio:.2f}", "<= 1.1")
+    summary("provider_token_over_own", ratio, 1.1, ratio <= 1.1)
     ok, open_cpu = report_servers(*await measure_servers(token))
     report_asgi_costs(await asgi_handshake_costs(token, INPROC_OPS, INPROC_REPEATS), open_cpu)
     print()
