@@ -17,7 +17,7 @@ from starlette.types import Message, Scope
 
 from bench._ws_app import app
 
-__all__ = ["ROUTES", "asgi_handshake_costs"]
+__all__ = ["ROUTES", "asgi_handshake_costs", "websocket_scope"]
 
 #: label -> (path, whether the handshake carries ?token=)
 ROUTES: dict[str, tuple[str, bool]] = {
@@ -30,7 +30,8 @@ ROUTES: dict[str, tuple[str, bool]] = {
 }
 
 
-def _scope(path: str, query: str) -> Scope:
+def websocket_scope(path: str, query: str) -> Scope:
+    """The ASGI scope of a WebSocket handshake from 127.0.0.1 to ``path?query``."""
     return {
         "type": "websocket",
         "asgi": {"version": "3.0", "spec_version": "2.4"},
@@ -59,7 +60,7 @@ async def _handshake(path: str, query: str) -> None:
     async def send(message: Message) -> None:
         sent.append(message["type"])
 
-    await app(_scope(path, query), receive, send)
+    await app(websocket_scope(path, query), receive, send)
     assert sent == ["websocket.accept", "websocket.close"], sent
 
 

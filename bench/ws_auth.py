@@ -36,11 +36,11 @@ from pathlib import Path
 import httpx
 import jwt
 import websockets
-from starlette.types import Message, Scope
+from starlette.types import Message
 from starlette.websockets import WebSocket
 
 from authx.token import split_jws
-from bench._asgi_handshake import asgi_handshake_costs
+from bench._asgi_handshake import asgi_handshake_costs, websocket_scope
 from bench._floor import asymmetric_auths, floor_call, measure, stage_profile, verification_call
 from bench._jwks_compare import measure_provider_tokens
 from bench._pypi_authx import PYPI_VERSION, pypi_app_dir, pypi_python
@@ -81,23 +81,7 @@ async def _send(message: Message) -> None:
 
 def handshake_websocket(token: str) -> WebSocket:
     """A fresh Starlette WebSocket whose handshake carries ``?token=<token>``."""
-    scope: Scope = {
-        "type": "websocket",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1",
-        "scheme": "ws",
-        "server": ("127.0.0.1", 8000),
-        "client": ("127.0.0.1", 50000),
-        "root_path": "",
-        "path": "/ws",
-        "raw_path": b"/ws",
-        "query_string": f"token={token}".encode("ascii"),
-        "headers": [(b"host", b"127.0.0.1:8000"), (b"upgrade", b"websocket")],
-        "subprotocols": [],
-        "state": {},
-        "extensions": {},
-    }
-    return WebSocket(scope, _receive, _send)
+    return WebSocket(websocket_scope("/ws", f"token={token}"), _receive, _send)
 
 
 async def _raw_decode(websocket: WebSocket, token: str) -> None:

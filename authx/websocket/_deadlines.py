@@ -87,7 +87,7 @@ class Deadlines(Generic[M]):
                 loop.time() + (slot_end - now), self._run, slot, context=CALLBACK_CONTEXT
             )
         elif not slot.members:
-            del self._idle[key]
+            self._idle.pop(key, None)  # emptied, armed: in use again
         slot.members[member] = None
         return slot
 
