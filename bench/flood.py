@@ -679,6 +679,16 @@ def report(columns: dict[str, Column], plan: Plan, took: list[float]) -> None:
         f"valid client during the flood: {on.ratio:.2f} of its rate alone "
         f"(goal >= {GOAL}): {verdict(on.ratio)}"
     )
+    # The table make bench ends with (bench/summary.py), the default settings' column.
+    status = "met" if on.ratio >= GOAL else "MISSED"
+    print(
+        f"\nSUMMARY bench=flood key=valid_rate_beside_flood value={on.ratio:.2f} target={GOAL:g}"
+        f" unit=ratio status={status}\n"
+        f"SUMMARY bench=flood key=flood_cpu_per_refusal_us value={on.flood_cpu_us:.0f} target=-"
+        f" unit=us status=-\n"
+        f"SUMMARY bench=flood key=flood_cpu_over_full_auth value="
+        f"{on.flood_cpu_us / on.valid_cpu_us:.2f} target=- unit=ratio status=-"
+    )
 
 
 def show(value: object) -> str:
