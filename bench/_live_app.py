@@ -22,6 +22,7 @@ from typing import Any
 from fastapi import FastAPI, WebSocket
 
 from authx import AuthX, AuthXConfig, TokenPayload
+from authx.stores import RevocationEvent
 
 # Longest first: site-packages lies inside the repository's .venv.
 _PREFIXES = sorted(
@@ -121,10 +122,11 @@ async def collect() -> dict[str, int]:
 _closed_at: list[float] = []
 
 
-async def _after_live_registry(_event: Any) -> None:
+async def _after_live_registry(_event: RevocationEvent) -> int:
     # Listeners run in order and the live registry's came first (when AuthX was built):
     # by now it has written every close frame of the revocation.
     _closed_at.append(time.monotonic())
+    return 0  # connections closed by this listener
 
 
 # Private: the revocation listeners are not public API; a benchmark may look inside.

@@ -28,10 +28,12 @@ import sys
 import tempfile
 import time
 import timeit
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import httpx
 import jwt
@@ -96,7 +98,7 @@ async def _authenticate(websocket: WebSocket, token: str) -> None:
     await auth._ws_auth_required(websocket)
 
 
-Operation = Callable[[WebSocket, str], Awaitable[None]]
+Operation = Callable[[WebSocket, str], Coroutine[Any, Any, None]]
 OPERATIONS: dict[str, Operation] = {
     "auth": _authenticate,
     "raw": _raw_decode,
@@ -443,7 +445,7 @@ def report_servers(runs: dict[str, list[Run]], skipped: str | None) -> tuple[boo
     per open handshake (µs) when it could be read."""
     print(
         f"\nThrough uvicorn on 127.0.0.1 ({len(runs['auth'])} rotating rounds x {HANDSHAKES} "
-        f"handshakes per route, concurrency {CONCURRENCY}, websockets {websockets.__version__} "
+        f"handshakes per route, concurrency {CONCURRENCY}, websockets {version('websockets')} "
         "client; median)"
     )
     figures = {name: _route_figures(route_runs) for name, route_runs in runs.items()}
