@@ -245,9 +245,8 @@ def revoker(secret: str, url: str) -> AuthX[Any]:
 
 
 async def close_store(auth: AuthX[Any]) -> None:
-    store = auth._revocations.current_store()  # private: only to release it at the end
-    if store is not None:
-        await store.close()
+    """Release the revoker's store (opened by its first revocation)."""
+    await (await auth.get_store()).close()
 
 
 async def revoke_in_a_row(
