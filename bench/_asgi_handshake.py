@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 from starlette.types import Message, Scope
 
@@ -76,7 +75,7 @@ async def asgi_handshake_costs(token: str, count: int, repeats: int) -> dict[str
     queries = {label: f"token={token}" if carries else "" for label, (_, carries) in ROUTES.items()}
     for label, (path, _) in ROUTES.items():  # warm-up
         await _per_handshake(path, queries[label], count // 10)
-    best: dict[str, Any] = dict.fromkeys(ROUTES, float("inf"))
+    best = dict.fromkeys(ROUTES, float("inf"))
     for _ in range(repeats):
         for label, (path, _) in ROUTES.items():
             best[label] = min(best[label], await _per_handshake(path, queries[label], count))

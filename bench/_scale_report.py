@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.summary import summary_line, verdict
+
 ISSUE_CONNECTIONS = 50_000
 TARGET_BYTES = 512
 TARGET_REVOCATION_MS = 50.0
@@ -28,10 +30,6 @@ def spread(values: Sequence[float]) -> str:
         f"p50 {percentile(values, 50):.1f} / p99 {percentile(values, 99):.1f}"
         f" / max {percentile(values, 100):.1f} ms"
     )
-
-
-def verdict(ok: bool) -> str:
-    return "met" if ok else "MISSED"
 
 
 @dataclass
@@ -148,9 +146,7 @@ class Report:
     ) -> None:
         """A SUMMARY line; a figure shown for information has no target (``-``)."""
         self.summary.append(
-            f"SUMMARY bench=live_connections key={key} value={value:.1f}"
-            f" target={'-' if target is None else f'{target:g}'} unit={unit}"
-            f" status={'-' if ok is None else verdict(ok)}"
+            summary_line("live_connections", key, value, target, unit, ok, digits=1)
         )
 
     def print(self, elapsed: float) -> None:

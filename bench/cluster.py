@@ -57,6 +57,7 @@ from websockets.http11 import Response
 from websockets.uri import parse_uri
 
 from authx import AuthX, AuthXConfig
+from bench._scale_report import percentile
 
 # The bench opens tens of thousands of handshakes from 127.0.0.1 on purpose: admission
 # control runs (its shared buckets in Redis are part of the path) under limits it never reaches.
@@ -642,12 +643,6 @@ async def wait_for_closes(
 
 
 # Report --------------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile of sorted ``values``."""
-    rank = max(1, -(-len(values) * p // 100))
-    return values[int(rank) - 1]
 
 
 @dataclass

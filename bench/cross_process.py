@@ -55,7 +55,7 @@ from typing import Any
 
 from authx import AuthX, AuthXConfig
 from authx.exceptions import StoreUnavailableError
-from bench._scale_report import percentile, verdict
+from bench._scale_report import percentile
 from bench.cluster import (
     HUGE_RATE,
     ClientProcess,
@@ -68,6 +68,7 @@ from bench.cluster import (
     stop,
     tail,
 )
+from bench.summary import summary_line, verdict
 
 # Thousands of handshakes from 127.0.0.1 on purpose: admission control runs under limits
 # it never reaches (the servers inherit this environment).
@@ -198,10 +199,7 @@ class Report:
 
     def figure(self, key: str, value: float, target: float, unit: str, ok: bool) -> None:
         self.failed |= not ok
-        self.summary.append(
-            f"SUMMARY bench=cross_process key={key} value={value:.2f} target={target:g}"
-            f" unit={unit} status={verdict(ok)}"
-        )
+        self.summary.append(summary_line("cross_process", key, value, target, unit, ok))
 
 
 # Servers, clients, the revoker ---------------------------------------------------

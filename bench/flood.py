@@ -115,6 +115,7 @@ import websockets
 from websockets.exceptions import InvalidStatus, WebSocketException
 
 from authx import AuthX, AuthXConfig
+from bench.summary import summary_line
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "flood-bench-secret-key-that-is-long-enough-for-hs256"
@@ -680,15 +681,17 @@ def report(columns: dict[str, Column], plan: Plan, took: list[float]) -> None:
         f"(goal >= {GOAL}): {verdict(on.ratio)}"
     )
     # The table make bench ends with (bench/summary.py), the default settings' column.
-    status = "met" if on.ratio >= GOAL else "MISSED"
+    print()
     print(
-        f"\nSUMMARY bench=flood key=valid_rate_beside_flood value={on.ratio:.2f} target={GOAL:g}"
-        f" unit=ratio status={status}\n"
-        f"SUMMARY bench=flood key=flood_cpu_per_refusal_us value={on.flood_cpu_us:.0f} target=-"
-        f" unit=us status=-\n"
-        f"SUMMARY bench=flood key=flood_cpu_over_full_auth value="
-        f"{on.flood_cpu_us / on.valid_cpu_us:.2f} target=- unit=ratio status=-"
+        summary_line("flood", "valid_rate_beside_flood", on.ratio, GOAL, "ratio", on.ratio >= GOAL)
     )
+    print(
+        summary_line(
+            "flood", "flood_cpu_per_refusal_us", on.flood_cpu_us, None, "us", None, digits=0
+        )
+    )
+    cost = on.flood_cpu_us / on.valid_cpu_us
+    print(summary_line("flood", "flood_cpu_over_full_auth", cost, None, "ratio", None))
 
 
 def show(value: object) -> str:

@@ -3,7 +3,8 @@
     .venv/bin/python -m bench.summary .bench-cache/bench.log
 
 Each benchmark prints its figures as ``SUMMARY bench=... key=... value=... target=...
-unit=... status=met|MISSED|-`` lines; one run's table compares with the next's.
+unit=... status=met|MISSED|-`` lines (:func:`summary_line` writes them, :func:`rows` reads
+them); one run's table compares with the next's.
 """
 
 from __future__ import annotations
@@ -12,6 +13,27 @@ import sys
 from pathlib import Path
 
 COLUMNS = ("bench", "key", "value", "target", "unit", "status")
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def summary_line(
+    bench: str,
+    key: str,
+    value: float,
+    target: float | None,
+    unit: str,
+    ok: bool | None,
+    digits: int = 2,
+) -> str:
+    """One SUMMARY line; a figure shown for information has no target nor status (``-``)."""
+    return (
+        f"SUMMARY bench={bench} key={key} value={value:.{digits}f}"
+        f" target={'-' if target is None else f'{target:g}'} unit={unit}"
+        f" status={'-' if ok is None else verdict(ok)}"
+    )
 
 
 def rows(text: str) -> list[dict[str, str]]:

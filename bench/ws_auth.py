@@ -47,6 +47,7 @@ from bench._floor import asymmetric_auths, floor_call, measure, stage_profile, v
 from bench._jwks_compare import measure_provider_tokens
 from bench._pypi_authx import PYPI_VERSION, pypi_app_dir, pypi_python
 from bench._ws_app import SECRET, auth
+from bench.summary import summary_line, verdict
 
 # A benchmark opens thousands of handshakes from 127.0.0.1 on purpose: admission
 # control runs (its buckets are part of the measured path) under limits it never reaches.
@@ -332,21 +333,12 @@ async def measure_servers(token: str) -> tuple[dict[str, list[Run]], str | None]
 # Report -----------------------------------------------------------------------
 
 
-def verdict(ok: bool) -> str:
-    return "met" if ok else "MISSED"
-
-
 SUMMARY: list[str] = []
 
 
 def summary(key: str, value: float, target: float | None = None, ok: bool | None = None) -> None:
-    """A line of the table ``make bench`` prints at the end (bench/summary.py); every
-    value here is a ratio."""
-    status = "-" if ok is None else verdict(ok)
-    SUMMARY.append(
-        f"SUMMARY bench=ws_auth key={key} value={value:.2f} "
-        f"target={'-' if target is None else f'{target:g}'} unit=ratio status={status}"
-    )
+    """A line of the table ``make bench`` prints at the end; every value here is a ratio."""
+    SUMMARY.append(summary_line("ws_auth", key, value, target, "ratio", ok))
 
 
 def _lenient_split(token: str) -> tuple[bytes, bytes, bytes, bytes]:
