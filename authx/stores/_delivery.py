@@ -21,26 +21,18 @@ _DELIVERY_SLICE = 0.01
 
 
 async def deliver(subscribers: Sequence[Subscriber], event: RevocationEvent) -> None:
-    """Call every subscriber with ``event``; a failing one is logged so the listener lives on."""
-    if len(subscribers) == 1:
-        # The usual case (one AuthX per store), awaited in the listener's own task: with a
-        # task per event, each event of a burst waited a whole loop iteration, behind the
-        # connection teardowns of the events before it, and the burst queued up.
+    """Call every subscriber with ``event``, one after the other in the caller's task; a
+    failing one is logged so the listener lives on.
+
+    No task per event or per subscriber: with one, each event of a burst waited a whole
+    loop iteration behind the connection teardowns of the events before it, and the
+    burst queued up.
+    """
+    for subscriber in list(subscribers):
         try:
-            await subscribers[0](event)
+            await subscriber(event)
         except Exception as exc:  # noqa: BLE001 - the listener must outlive a subscriber
-            _failed(exc)
-        return
-    results = await asyncio.gather(
-        *(subscriber(event) for subscriber in list(subscribers)), return_exceptions=True
-    )
-    for result in results:
-        if isinstance(result, Exception):
-            _failed(result)
-
-
-def _failed(exc: Exception) -> None:
-    logger.warning("a revocation subscriber failed (%s: %s)", type(exc).__name__, exc)
+            logger.warning("a revocation subscriber failed (%s: %s)", type(exc).__name__, exc)
 
 
 Listen = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
