@@ -21,14 +21,7 @@ auth = AuthX(
 )
 auth.handle_errors(app)
 # The same, without the live session (AuthX 1.7.1's behaviour).
-sessionless_auth = AuthX(
-    config=AuthXConfig(
-        JWT_SECRET_KEY=SECRET,
-        JWT_WS_RATE_LIMIT=1e9,
-        JWT_WS_SUBJECT_RATE_LIMIT=1e9,
-        JWT_WS_ENFORCE_LIFETIME=False,
-    )
-)
+sessionless_auth = AuthX(config=auth.config.model_copy(update={"JWT_WS_ENFORCE_LIFETIME": False}))
 
 
 @app.websocket("/ws")
